@@ -1,0 +1,127 @@
+"""Reading a cohort directory in the replay format (DESIGN.md, "Historical logs").
+
+A cohort directory holds one JSON-lines file per raw topic
+(``accelerometer.jsonl[.gz]``, ``screen.jsonl``, ...), ``participants.csv`` and,
+where known, ``labels.csv``. Files written by ``phenoflow subscribe TOPIC --out``
+are named after the short topic (``features.hourly.jsonl``) and are read back
+the same way, so any stage can be replayed on its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import IO, Iterator
+
+from phenoflow.contract import ALL_TOPICS, RAW_TOPICS
+from phenoflow.errors import UserError
+
+#: File stem → short topic. Raw topics use the bare sensor name; any contract topic
+#: name also works as a stem (``events.anomaly.jsonl``).
+STEMS: dict[str, str] = {t.removeprefix("raw."): t for t in RAW_TOPICS}
+STEMS.update({t: t for t in ALL_TOPICS})
+
+
+@dataclass(frozen=True)
+class CohortFile:
+    topic: str
+    path: Path
+
+    def open(self) -> IO[bytes]:
+        """Binary reader; transparently gunzips ``.gz`` files."""
+        if self.path.suffix == ".gz":
+            return gzip.open(self.path, "rb")
+        return open(self.path, "rb", buffering=1 << 20)
+
+    def size(self) -> int:
+        """Uncompressed size in bytes (for progress bars)."""
+        if self.path.suffix == ".gz":
+            # gzip's trailer stores the uncompressed size modulo 2**32 (RFC 1952, ISIZE).
+            with open(self.path, "rb") as fh:
+                fh.seek(-4, 2)
+                return int.from_bytes(fh.read(4), "little")
+        return self.path.stat().st_size
+
+
+def _stem(path: Path) -> str | None:
+    name = path.name
+    for suffix in (".jsonl.gz", ".jsonl"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def cohort_files(directory: Path, topics: set[str] | None = None) -> list[CohortFile]:
+    """The topic files of a cohort directory, one per topic, in contract order.
+
+    Raises UserError when the directory is missing or holds no topic file.
+    """
+    if not directory.exists():
+        raise UserError(f"cohort directory {directory} does not exist — create one with "
+                        "`phenoflow simulate --out DIR` or check the path")
+    if not directory.is_dir():
+        raise UserError(f"{directory} is a file, not a cohort directory — pass the folder that "
+                        "holds accelerometer.jsonl, screen.jsonl, …")
+    found: dict[str, CohortFile] = {}
+    for path in sorted(directory.iterdir()):
+        stem = _stem(path)
+        topic = STEMS.get(stem) if stem else None
+        if topic is None or (topics is not None and topic not in topics):
+            continue
+        if topic in found:
+            raise UserError(f"{directory} has two files for {topic} ({found[topic].path.name}, "
+                            f"{path.name}) — keep one")
+        found[topic] = CohortFile(topic, path)
+    if not found:
+        raise UserError(
+            f"{directory} holds no topic files — expected accelerometer.jsonl[.gz], screen.jsonl, "
+            "call.jsonl, sms.jsonl, location.jsonl, ambient.jsonl, survey.jsonl "
+            "(write a cohort with `phenoflow simulate`)"
+        )
+    order = {t: i for i, t in enumerate(ALL_TOPICS)}
+    return sorted(found.values(), key=lambda f: order[f.topic])
+
+
+def read_lines(f: CohortFile) -> Iterator[bytes]:
+    """Non-empty lines of a topic file, without the line terminator."""
+    with f.open() as fh:
+        for line in fh:
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                yield line
+
+
+def read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    """Rows of a small CSV file; UserError if missing or lacking ``required`` columns."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path} not found — a cohort directory needs {path.name} "
+                        "(see README, 'Historical logs')") from None
+    reader = csv.DictReader(io.StringIO(text))
+    cols = reader.fieldnames or []
+    missing = [c for c in required if c not in cols]
+    if missing:
+        raise UserError(f"{path} lacks column(s) {', '.join(missing)} — its header must include "
+                        f"{', '.join(required)}")
+    return list(reader)
+
+
+def read_labels(directory: Path) -> dict[str, list[date]]:
+    """``labels.csv`` → participant → sorted relapse dates ({} when the file is absent)."""
+    path = directory / "labels.csv"
+    if not path.exists():
+        return {}
+    labels: dict[str, list[date]] = {}
+    for i, row in enumerate(read_csv(path, ("participant", "relapse_date")), start=2):
+        try:
+            day = date.fromisoformat(row["relapse_date"].strip())
+        except ValueError:
+            raise UserError(f"{path} line {i}: relapse_date {row['relapse_date']!r} is not "
+                            "YYYY-MM-DD — fix the date") from None
+        labels.setdefault(row["participant"].strip(), []).append(day)
+    return {p: sorted(d) for p, d in labels.items()}

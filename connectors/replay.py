@@ -1,0 +1,182 @@
+"""Replay a cohort directory onto the Kafka topics, merged in event-time order.
+
+Each file is read as a stream and the streams are merged by event time
+(``heapq.merge``), so a year of history never has to fit in memory; a file is
+assumed to be in time order, as ``simulate`` and ``subscribe --out`` write it
+(a line out of order in its file keeps its place, and the flows' lateness
+policy decides what happens to it). Every line is produced unchanged, keyed by
+participant. Lines that fail the contract are still sent (the flows route them
+to the dead-letter topic) and are counted in the summary.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+import msgspec
+
+from phenoflow.config import Settings
+from phenoflow.connectors import kafka_io
+from phenoflow.connectors.cohort import CohortFile, cohort_files, read_lines
+from phenoflow.contract import Accelerometer, DeadLetter, decode
+from phenoflow.errors import UserError
+
+
+class _Head(msgspec.Struct, forbid_unknown_fields=False):
+    """The fields replay needs for keying and ordering, of any topic value."""
+
+    participant: str | None = None
+    ts: float | list[float] | None = None
+    hour_start: float | None = None
+    day: str | None = None
+
+
+_HEAD = msgspec.json.Decoder(_Head)
+
+
+def _event_time(head: _Head) -> float | None:
+    if isinstance(head.ts, list):
+        return head.ts[0] if head.ts else None
+    if head.ts is not None:
+        return head.ts
+    if head.hour_start is not None:
+        return head.hour_start
+    if head.day is not None:
+        try:
+            return datetime.combine(date.fromisoformat(head.day), datetime.min.time(), timezone.utc).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass
+class ReplayItem:
+    ts: float
+    topic: str
+    key: bytes | None
+    value: bytes
+    valid: bool
+    samples: int
+
+
+def _items(f: CohortFile, check: bool) -> Iterator[tuple[float, int, ReplayItem]]:
+    last_ts = float("-inf")
+    for seq, line in enumerate(read_lines(f)):
+        try:
+            head = _HEAD.decode(line)
+            ts = _event_time(head)
+            key = head.participant.encode() if head.participant else None
+        except (msgspec.DecodeError, UnicodeError):
+            ts, key = None, None
+        if ts is None:
+            ts = last_ts
+        else:
+            last_ts = ts
+        valid, samples = True, 0
+        if check:
+            event = decode(f.topic, None, line)
+            valid = not isinstance(event, DeadLetter)
+            if isinstance(event, Accelerometer):
+                samples = len(event.ts)
+        yield ts, seq, ReplayItem(ts, f.topic, key, line, valid, samples)
+
+
+def merged(files: list[CohortFile], check: bool = True) -> Iterator[ReplayItem]:
+    """Items of all files in event-time order (ties: file order, then line order)."""
+    streams = [
+        ((ts, idx, seq, item) for ts, seq, item in _items(f, check)) for idx, f in enumerate(files)
+    ]
+    for _, _, _, item in heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2])):
+        yield item
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay sent, per short topic."""
+
+    sent: Counter[str] = field(default_factory=Counter)
+    malformed: Counter[str] = field(default_factory=Counter)
+    accelerometer_samples: int = 0
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.sent.values())
+
+    @property
+    def rate(self) -> float:
+        """Messages per second of wall time."""
+        return self.total / self.seconds if self.seconds > 0 else float("nan")
+
+
+def replay(
+    directory: Path,
+    settings: Settings,
+    *,
+    speed: float = 0.0,
+    topics: set[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ReplaySummary:
+    """Produce every topic file of ``directory`` to its topic; return the counts.
+
+    ``speed`` 0 sends as fast as possible; ``speed`` X paces the replay at X times
+    real time by event time. ``progress`` is called with the number of bytes of
+    input consumed since the previous call (for a progress bar).
+    """
+    if speed < 0:
+        raise UserError(f"--speed {speed} is negative — use 0 (as fast as possible) or a factor > 0")
+    files = cohort_files(directory, topics)
+    kafka_io.ensure_topics(settings, [f.topic for f in files])
+    prod = kafka_io.producer(settings)
+    failures: list[str] = []
+
+    def on_delivery(err: object, _msg: object) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    summary = ReplaySummary()
+    full = {f.topic: settings.topic(f.topic) for f in files}
+    t_wall0 = time.perf_counter()
+    t_event0: float | None = None
+    since_progress = 0
+    for item in merged(files):
+        if speed > 0:
+            if t_event0 is None:
+                t_event0 = item.ts
+            wait = (item.ts - t_event0) / speed - (time.perf_counter() - t_wall0)
+            if wait > 0:
+                prod.poll(0)
+                time.sleep(wait)
+        while True:
+            try:
+                prod.produce(full[item.topic], item.value, key=item.key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                prod.poll(0.05)
+        summary.sent[item.topic] += 1
+        summary.accelerometer_samples += item.samples
+        if not item.valid:
+            summary.malformed[item.topic] += 1
+        since_progress += len(item.value) + 1
+        if since_progress > 1 << 20:
+            prod.poll(0)
+            if progress:
+                progress(since_progress)
+            since_progress = 0
+    remaining = prod.flush(60)
+    summary.seconds = time.perf_counter() - t_wall0
+    if progress and since_progress:
+        progress(since_progress)
+    if remaining:
+        raise UserError(f"{remaining} messages were still unsent after 60 s — is the broker at "
+                        f"{settings.bootstrap} overloaded or gone? Replay again")
+    if failures:
+        raise UserError(f"{len(failures)} messages were not delivered (first: {failures[0]}) — "
+                        "check the broker and replay again")
+    return summary

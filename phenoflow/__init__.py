@@ -1,0 +1,3 @@
+"""phenoflow: streaming passive-sensing features, rhythm statistics and anomaly events."""
+
+__version__ = "0.1.0"

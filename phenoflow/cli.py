@@ -1,0 +1,169 @@
+"""The ``phenoflow`` command line (Typer). Commands import their work lazily to start fast."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from typer.exceptions import Abort as TyperAbort
+from typer.exceptions import Exit as TyperExit
+from typer.exceptions import TyperException
+
+from phenoflow.errors import UserError
+
+app = typer.Typer(
+    name="phenoflow",
+    help="Streaming passive-sensing features, rhythm statistics and anomaly events.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+BootstrapOpt = typer.Option(None, "--bootstrap", help="Kafka host:port (default: $PHENOFLOW_BOOTSTRAP, else localhost:9092).")
+ConfigOpt = typer.Option(None, "--config", help="TOML settings file (default: $PHENOFLOW_CONFIG).")
+
+
+def _settings(bootstrap: str | None, config: Path | None = None, **overrides: object):
+    from phenoflow.config import load_settings
+
+    return load_settings(config, bootstrap=bootstrap, **overrides)
+
+
+@app.command()
+def broker(
+    port: int = typer.Option(9092, help="TCP port on 127.0.0.1."),
+    log_file: Optional[Path] = typer.Option(None, help="Write the broker's own log here."),
+) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, in memory) in the foreground."""
+    import time
+
+    from phenoflow.connectors.broker import EmbeddedBroker
+
+    with EmbeddedBroker(port=port, log_file=log_file) as b:
+        err.print(f"embedded broker listening on [bold]{b.bootstrap}[/] (in memory; Ctrl-C stops it)")
+        try:
+            while b.process is not None and b.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            err.print("stopping broker")
+            return
+    raise UserError("the embedded broker stopped unexpectedly — run `phenoflow broker --log-file F` to see why")
+
+
+@app.command()
+def simulate(
+    out_dir: Path = typer.Option(..., "--out", help="Cohort directory to write."),
+    participants: int = typer.Option(20, help="Number of participants."),
+    days: int = typer.Option(60, help="Days of data per participant."),
+    seed: int = typer.Option(0, help="Random seed (same seed → identical files)."),
+    relapse_share: float = typer.Option(0.3, help="Share of participants who relapse (1–3 relapses each)."),
+    accel_hz: Optional[float] = typer.Option(None, help="Accelerometer sampling rate, Hz (default: see README)."),
+    gzip_accelerometer: bool = typer.Option(False, "--gzip", help="Write accelerometer.jsonl.gz."),
+) -> None:
+    """Write a simulated CrossCheck-style cohort in the replay format."""
+    from phenoflow.simulate import simulate_cohort
+
+    kwargs = {} if accel_hz is None else {"accel_hz": accel_hz}
+    with err.status("simulating cohort…"):
+        summary = simulate_cohort(out_dir, participants, days, seed, relapse_share=relapse_share,
+                                  gzip_accelerometer=gzip_accelerometer, **kwargs)
+    err.print(f"wrote cohort to {out_dir}: {summary}")
+
+
+@app.command()
+def replay(
+    directory: Path = typer.Argument(..., help="Cohort directory (or a folder of subscribe dumps)."),
+    bootstrap: Optional[str] = BootstrapOpt,
+    speed: float = typer.Option(0.0, help="0 = as fast as possible; X = X times real time."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Produce a cohort's files to their topics, merged in event-time order."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    from phenoflow.connectors.cohort import cohort_files
+    from phenoflow.connectors.replay import replay as do_replay
+
+    settings = _settings(bootstrap, config)
+    total = sum(f.size() for f in cohort_files(directory))
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("replaying", total=total)
+        summary = do_replay(directory, settings, speed=speed, progress=lambda n: bar.advance(task, n))
+    for topic, n in summary.sent.items():
+        bad = summary.malformed.get(topic, 0)
+        note = f"  ({bad} malformed → will be dead-lettered)" if bad else ""
+        out.print(f"{settings.topic(topic):<40} {n:>10,}{note}")
+    out.print(f"{'total':<40} {summary.total:>10,} messages in {summary.seconds:.1f} s "
+              f"({summary.rate:,.0f} msg/s; {summary.accelerometer_samples:,} accelerometer samples)")
+
+
+@app.command()
+def subscribe(
+    topic: str = typer.Argument(..., help="Short topic name, e.g. events.anomaly."),
+    bootstrap: Optional[str] = BootstrapOpt,
+    from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at the oldest message."),
+    limit: Optional[int] = typer.Option(None, help="Stop after N messages."),
+    timeout: Optional[float] = typer.Option(None, help="Stop after S seconds without a new message."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write JSON lines here instead of stdout."),
+    group: Optional[str] = typer.Option(None, help="Consumer group (default: none; read by partition)."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Write a topic's values as JSON lines (the replay format)."""
+    from phenoflow.connectors.subscribe import subscribe as do_subscribe
+
+    settings = _settings(bootstrap, config)
+    if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(out_file, "wb") as fh, err.status(f"reading {settings.topic(topic)}…") as status:
+            seen = [0]
+
+            def tick(n: int) -> None:
+                seen[0] += n
+                status.update(f"reading {settings.topic(topic)}… {seen[0]:,} messages")
+
+            summary = do_subscribe(settings, topic, fh, from_beginning=from_beginning, limit=limit,
+                                   timeout=timeout, group=group, on_message=tick)
+        err.print(f"wrote {summary.messages:,} messages to {out_file}")
+    else:
+        do_subscribe(settings, topic, sys.stdout.buffer, from_beginning=from_beginning, limit=limit,
+                     timeout=timeout, group=group)
+
+
+def main() -> None:
+    """Entry point: one line per expected failure, no traceback."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from phenoflow import commands  # noqa: F401 - registers the remaining commands
+
+    try:
+        rc = app(standalone_mode=False)
+    except UserError as exc:
+        err.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except TyperExit as exc:
+        sys.exit(exc.exit_code)
+    except TyperAbort:
+        sys.exit(130)
+    except TyperException as exc:  # usage errors: bad flag, missing argument, bad value
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            out.print(ctx.get_help())
+            sys.exit(0)
+        cmd = f" {ctx.info_name}" if ctx is not None and ctx.parent is not None else ""
+        err.print(f"[red]error:[/] {exc.format_message()} — see `phenoflow{cmd} --help`", soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
