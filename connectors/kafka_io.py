@@ -71,7 +71,8 @@ def ensure_topics(settings: Settings, shorts: Iterable[str], timeout: float = 10
     missing = [t for t in wanted if t not in existing]
     if not missing:
         return []
-    futures = admin(settings).create_topics(
+    client = admin(settings)  # must outlive the futures below
+    futures = client.create_topics(
         [NewTopic(t, num_partitions=settings.partitions, replication_factor=1, config=TOPIC_CONFIG)
          for t in missing],
         request_timeout=timeout,

@@ -40,14 +40,28 @@ def _settings(bootstrap: str | None, config: Path | None = None, **overrides: ob
 def broker(
     port: int = typer.Option(9092, help="TCP port on 127.0.0.1."),
     log_file: Optional[Path] = typer.Option(None, help="Write the broker's own log here."),
+    config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Run the embedded Kafka-protocol broker (Tansu, in memory) in the foreground."""
+    import signal
     import time
 
     from phenoflow.connectors.broker import EmbeddedBroker
 
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # The broker runs in its own session (Ctrl-C reaches us, not it), so stop it on SIGTERM too.
+    signal.signal(signal.SIGTERM, _stop)
+
+    from phenoflow.connectors.kafka_io import ensure_topics
+    from phenoflow.contract import ALL_TOPICS
+
     with EmbeddedBroker(port=port, log_file=log_file) as b:
-        err.print(f"embedded broker listening on [bold]{b.bootstrap}[/] (in memory; Ctrl-C stops it)")
+        settings = _settings(b.bootstrap, config)
+        ensure_topics(settings, ALL_TOPICS)
+        err.print(f"embedded broker listening on [bold]{b.bootstrap}[/] (in memory; Ctrl-C stops it); "
+                  f"created {len(ALL_TOPICS)} topics {settings.topic_prefix}* with {settings.partitions} partitions")
         try:
             while b.process is not None and b.process.poll() is None:
                 time.sleep(0.5)

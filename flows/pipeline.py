@@ -1,0 +1,108 @@
+"""The phenoflow Bytewax dataflow: raw topics → hourly → rhythm → score.
+
+Entry point for ``python -m bytewax.run``::
+
+    python -m bytewax.run "phenoflow.flows.pipeline:get_flow('hourly,rhythm,score', True)" -w 2
+
+Settings come from ``PHENOFLOW_*`` environment variables or ``PHENOFLOW_CONFIG``
+(see :mod:`phenoflow.config`), so every process of a cluster builds the same
+flow. Any contiguous run of stages can run in one dataflow; the first stage
+reads its input topic, every stage also writes its own output topic, so the
+stages can equally run as separate processes connected by Kafka.
+"""
+
+from __future__ import annotations
+
+import bytewax.operators as op
+from bytewax.connectors.kafka import KafkaSink, KafkaSource
+from bytewax.dataflow import Dataflow, Stream
+
+from phenoflow.config import Settings, load_settings
+from phenoflow.contract import (
+    DeadLetter,
+    HourlyFeatures,
+    RhythmDaily,
+    Survey,
+)
+from phenoflow.errors import UserError
+from phenoflow.flows import stages as st
+from phenoflow.flows.wiring import decoder, to_sink
+
+STAGES: tuple[str, ...] = ("hourly", "rhythm", "score")
+
+#: Topics a stage reads when it is the first stage of the dataflow.
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "hourly": ("raw.accelerometer", "raw.screen", "raw.call", "raw.sms", "raw.location", "raw.ambient"),
+    "rhythm": ("features.hourly",),
+    "score": ("rhythm.daily",),
+}
+
+
+def parse_stages(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Validate a stage list: known names, contiguous (``hourly,score`` lacks ``rhythm``)."""
+    names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
+    unknown = [s for s in names if s not in STAGES]
+    if unknown or not names:
+        raise UserError(f"unknown stage(s) {', '.join(unknown) or '(none)'} — choose from {','.join(STAGES)}")
+    idx = sorted(STAGES.index(s) for s in set(names))
+    if idx != list(range(idx[0], idx[-1] + 1)):
+        raise UserError(f"stages {','.join(names)} skip one — run a contiguous set such as hourly,rhythm,score "
+                        "(or run the stages as separate processes)")
+    return tuple(STAGES[i] for i in idx)
+
+
+def input_topics(stages: tuple[str, ...]) -> tuple[str, ...]:
+    topics = list(STAGE_INPUTS[stages[0]])
+    if "score" in stages:
+        topics.append("raw.survey")
+    return tuple(topics)
+
+
+def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool = False,
+               flow_id: str = "phenoflow") -> Dataflow:
+    """Wire the operators of ``stages`` between Kafka topics."""
+    flow = Dataflow(flow_id)
+    topics = input_topics(stages)
+    source = KafkaSource(
+        [settings.bootstrap],
+        [settings.topic(t) for t in topics],
+        tail=not until_end,
+        add_config={k: v for k, v in settings.kafka_config().items() if k != "bootstrap.servers"},
+        batch_size=st.SOURCE_BATCH,
+        raise_on_errors=False,
+    )
+    decoded = op.map("decode", op.input("in", flow, source), decoder(settings))
+    dead = op.filter("dead_in", decoded, lambda e: isinstance(e, DeadLetter))
+    events = op.filter("events", decoded, lambda e: not isinstance(e, DeadLetter))
+    outputs: list[Stream] = [op.map("dl_sink", dead, to_sink(settings, "deadletter"))]
+
+    hourly: Stream | None = None
+    rhythm: Stream | None = None
+    if "hourly" in stages:
+        raw = op.filter("raw", events, lambda e: not isinstance(e, Survey))
+        hourly, late = st.hourly_stage(raw, settings)
+        outputs.append(op.map("hourly_sink", hourly, to_sink(settings, "features.hourly")))
+        outputs.append(op.map("late_sink", late, to_sink(settings, "deadletter")))
+    if "rhythm" in stages:
+        if hourly is None:
+            hourly = op.filter("hourly_in", events, lambda e: isinstance(e, HourlyFeatures))
+        rhythm = st.rhythm_stage(hourly, settings)
+        outputs.append(op.map("rhythm_sink", rhythm, to_sink(settings, "rhythm.daily")))
+    if "score" in stages:
+        if rhythm is None:
+            rhythm = op.filter("rhythm_in", events, lambda e: isinstance(e, RhythmDaily))
+        surveys = op.filter("surveys", events, lambda e: isinstance(e, Survey))
+        for short, stream in st.score_stage(rhythm, surveys, settings).items():
+            outputs.append(op.map(f"{short}_sink", stream, to_sink(settings, short)))
+
+    merged = op.merge("outputs", *outputs)
+    sink_config = {k: v for k, v in settings.kafka_config().items() if k != "bootstrap.servers"}
+    sink_config.setdefault("partitioner", "murmur2_random")
+    op.output("out", merged, KafkaSink([settings.bootstrap], topic=None, add_config=sink_config))
+    return flow
+
+
+def get_flow(stages: str = ",".join(STAGES), until_end: bool = False) -> Dataflow:
+    """Factory for ``python -m bytewax.run``; settings from the environment."""
+    settings = load_settings()
+    return build_flow(settings, parse_stages(stages), until_end=until_end)

@@ -1,0 +1,377 @@
+"""Per-participant calibration of reconstruction errors: Mahalanobis score, threshold, events.
+
+Adler et al. (JMIR mHealth 2020): the absolute reconstruction error vector e of
+a participant-day is scored by the Mahalanobis distance
+s = √((e−μ)ᵀ Σ⁻¹ (e−μ)) against that participant's error distribution (μ, Σ) on
+held-out healthy data; hourly scores are averaged per day; a per-participant
+threshold τ marks a day anomalous (s > τ).
+
+Choices (defaults in :class:`CalibrationConfig`, reasons in models/README.md):
+
+- Calibration set: the participant's first ``calibration_days`` (14) scoreable
+  days — two weekly cycles, and as long as the longest rhythm window. While
+  calibrating, days get ``calibrating=True``, no score and never an anomaly.
+- Error groups: errors are first averaged within the model's error groups (a
+  rhythm statistic across its window lengths and parameters; identity for hourly
+  models). Rhythm models have hundreds of features but a participant has only
+  14 calibration days; grouping cuts the Mahalanobis dimension several-fold.
+- Σ: group errors are standardised by their calibration SD, then the
+  correlation matrix is shrunk with Ledoit–Wolf (scikit-learn) toward the
+  identity — i.e. Σ = D·R_LW·D, shrinkage toward the diagonal of Σ — so 14 days
+  already give a well-conditioned, invertible Σ. A fixed shrinkage can be set.
+- τ: the ``quantile`` (0.9) of leave-one-day-out scores of the calibration days
+  (each day scored against (μ, Σ) fitted without it), so τ is set on
+  out-of-sample scores like those of later days; in-sample scores are biased low
+  and would flag far more than 10 % of healthy days. A thresholds file
+  ({participant: τ}, from the evaluation tool) overrides the quantile.
+- Contributors of an anomaly: the ``top_k`` (5) features with the largest
+  z = (e − μ_f)/σ_f, per-feature moments of the calibration days' errors.
+- Passive step-up: each scored day feeds :class:`~phenoflow.operators.stepup.PassiveRisk`.
+
+Scoring is deterministic: no randomness anywhere after training.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.covariance import LedoitWolf, shrunk_covariance
+
+from phenoflow.contract import AnomalyEvent, Contributor, ScoreDaily, StepUpEvent
+from phenoflow.errors import UserError
+from phenoflow.operators.event_ids import anomaly_event_id
+from phenoflow.operators.stepup import PassiveRisk, RiskTierConfig
+
+_SPACES: dict[str, ErrorSpace] = {}
+_SPACES_LOCK = threading.Lock()
+
+
+class ErrorSpace:
+    """A model's error layout: feature names and their error groups. Shared, immutable.
+
+    Constructing one registers it by ``model_id`` so that :class:`ParticipantScorer`
+    objects restored from a pickle (Bytewax recovery) find it again without each
+    snapshot carrying hundreds of feature names.
+    """
+
+    __slots__ = ("model_id", "feature_names", "groups", "group_names", "_counts", "_perm",
+                 "_starts", "_identity")
+
+    def __init__(
+        self,
+        model_id: str,
+        feature_names: tuple[str, ...],
+        groups: np.ndarray,
+        group_names: tuple[str, ...],
+    ) -> None:
+        self.model_id = model_id
+        self.feature_names = tuple(feature_names)
+        self.groups = np.asarray(groups, dtype=np.int64)
+        self.group_names = tuple(group_names)
+        k = len(self.group_names)
+        if self.groups.shape != (len(self.feature_names),) or (
+            self.groups.size and (self.groups.min() < 0 or self.groups.max() >= k)
+        ):
+            raise ValueError("every feature needs a group index in [0, number of groups)")
+        self._counts = np.bincount(self.groups, minlength=k).astype(np.float64)
+        if (self._counts == 0).any():
+            raise ValueError("every error group needs at least one feature")
+        # Columns sorted by group so that np.add.reduceat sums each group's run.
+        self._perm = np.argsort(self.groups, kind="stable")
+        self._starts = np.searchsorted(self.groups[self._perm], np.arange(k))
+        self._identity = k == len(self.feature_names) and bool(
+            np.array_equal(self.groups, np.arange(k))
+        )
+        with _SPACES_LOCK:
+            _SPACES[model_id] = self
+
+    @classmethod
+    def identity(cls, model_id: str, feature_names: tuple[str, ...]) -> ErrorSpace:
+        """One group per feature (no reduction)."""
+        return cls(model_id, feature_names, np.arange(len(feature_names)), feature_names)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_names)
+
+    def reduce(self, errors: np.ndarray) -> np.ndarray:
+        """Mean absolute error per group: (…, p) → (…, k), float64."""
+        E = np.asarray(errors, dtype=np.float64)
+        if self._identity:
+            return E
+        sums = np.add.reduceat(E[..., self._perm], self._starts, axis=-1)
+        return sums / self._counts
+
+
+def lookup_space(model_id: str) -> ErrorSpace:
+    with _SPACES_LOCK:
+        space = _SPACES.get(model_id)
+    if space is None:
+        raise UserError(
+            f"model {model_id} is not loaded — load it (OnnxScorer) before restoring "
+            "participant scorers, or reset the recovery state after changing the model"
+        )
+    return space
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationConfig:
+    """Per-participant calibration settings (module docstring gives the reasons)."""
+
+    calibration_days: int = 14
+    quantile: float = 0.9
+    top_k: int = 5
+    min_observed: float = 0.75
+    shrinkage: float | None = None  # None → Ledoit–Wolf; else fixed weight toward identity
+    sd_floor: float = 1e-3  # relative to the median group SD; guards constant errors
+    risk: RiskTierConfig = field(default_factory=RiskTierConfig)
+
+    def __post_init__(self) -> None:
+        if self.calibration_days < 3:
+            raise ValueError("calibration_days must be at least 3")
+        if not 0 < self.quantile < 1:
+            raise ValueError("quantile must be in (0, 1)")
+        if self.shrinkage is not None and not 0 < self.shrinkage <= 1:
+            raise ValueError("shrinkage must be in (0, 1]")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreOutcome:
+    """What one participant-day produces: always a score record, maybe events."""
+
+    score: ScoreDaily
+    anomaly: AnomalyEvent | None = None
+    stepup: StepUpEvent | None = None
+
+
+def fit_error_model(
+    rows: np.ndarray, *, shrinkage: float | None = None, sd_floor: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit (μ, Σ, Σ⁻¹) to error rows (n × k) with shrinkage toward the diagonal.
+
+    Rows are standardised by their SD (ddof=0, floored at ``sd_floor`` × median SD),
+    their covariance R is shrunk toward the identity (Ledoit–Wolf or a fixed
+    weight), and Σ = D R D with D = diag(SD).
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    mu = rows.mean(axis=0)
+    sd = rows.std(axis=0)
+    med = float(np.median(sd)) if sd.size else 0.0
+    sd = np.maximum(sd, max(sd_floor * med, 1e-12))
+    Z = (rows - mu) / sd
+    if shrinkage is None:
+        R = LedoitWolf(assume_centered=True, store_precision=False).fit(Z).covariance_
+    else:
+        R = shrunk_covariance(Z.T @ Z / Z.shape[0], shrinkage=shrinkage)
+    cov = R * np.outer(sd, sd)
+    # Invert R (well conditioned after shrinkage), then scale: Σ⁻¹ = D⁻¹ R⁻¹ D⁻¹.
+    prec = np.linalg.inv(R) / np.outer(sd, sd)
+    prec = (prec + prec.T) / 2.0
+    return mu, cov, prec
+
+
+def mahalanobis_rows(rows: np.ndarray, mu: np.ndarray, prec: np.ndarray) -> np.ndarray:
+    """√((x−μ)ᵀ P (x−μ)) for each row x of ``rows`` (n × k), vectorised."""
+    D = np.atleast_2d(rows) - mu
+    q = np.einsum("ij,ij->i", D @ prec, D)
+    return np.sqrt(np.maximum(q, 0.0))
+
+
+class ParticipantScorer:
+    """One participant's calibration state and anomaly decision. Picklable, small.
+
+    ``update(day, errors, utc_offset_min)`` takes the day's absolute
+    reconstruction errors — shape (p,) for rhythm models or (hours, p) for hourly
+    models (from :meth:`OnnxScorer.day_errors`) — and returns a
+    :class:`ScoreOutcome`. ``errors=None`` (or ``observed`` < ``min_observed``)
+    marks a day without enough data: score null, nothing learned, no event.
+
+    State after calibration: group μ (k), Σ⁻¹ (k × k), per-feature error mean/SD
+    (2p, float32), τ, the leave-one-out calibration scores and the passive risk
+    window. The model's feature names are not pickled (see :class:`ErrorSpace`).
+    """
+
+    def __init__(
+        self,
+        participant: str,
+        space: ErrorSpace,
+        config: CalibrationConfig | None = None,
+        *,
+        threshold: float | None = None,
+    ) -> None:
+        self.participant = participant
+        self.model = space.model_id
+        self.config = config or CalibrationConfig()
+        self.threshold_override = threshold
+        self._space: ErrorSpace | None = space
+        self.calibration_rows: list[np.ndarray] = []  # per day: (rows, k) group errors
+        self.calibration_means: list[np.ndarray] = []  # per day: (p,) mean feature errors
+        self.mu: np.ndarray | None = None
+        self.precision: np.ndarray | None = None
+        self.feature_mu: np.ndarray | None = None
+        self.feature_sd: np.ndarray | None = None
+        self.threshold: float | None = None
+        self.calibration_scores: np.ndarray | None = None
+        self.last_day: str | None = None
+        self.risk = PassiveRisk(self.config.risk)
+
+    # --- pickling: drop the shared ErrorSpace, re-resolve by model id -----------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_space"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    @property
+    def space(self) -> ErrorSpace:
+        if self._space is None:
+            self._space = lookup_space(self.model)
+        return self._space
+
+    @property
+    def calibrating(self) -> bool:
+        return self.precision is None
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """Σ (k × k) of the fitted error model."""
+        if self.precision is None:
+            raise RuntimeError("still calibrating")
+        return np.linalg.inv(self.precision)
+
+    # --- scoring ---------------------------------------------------------------------
+
+    def distances(self, errors: np.ndarray) -> np.ndarray:
+        """Mahalanobis distance of each error row ((n, p) or (p,)) — calibrated scorers only."""
+        if self.mu is None or self.precision is None:
+            raise RuntimeError("still calibrating")
+        G = self.space.reduce(np.atleast_2d(errors))
+        return mahalanobis_rows(G, self.mu, self.precision)
+
+    def score_day(self, errors: np.ndarray) -> float:
+        """The day's score: the distance (rhythm) or the mean of hourly distances (hourly)."""
+        return float(self.distances(errors).mean())
+
+    def _fit(self) -> None:
+        c = self.config
+        days = self.calibration_rows
+        mu, _, prec = fit_error_model(np.vstack(days), shrinkage=c.shrinkage, sd_floor=c.sd_floor)
+        loo = np.empty(len(days))
+        for i in range(len(days)):
+            rest = np.vstack(days[:i] + days[i + 1 :])
+            m_i, _, p_i = fit_error_model(rest, shrinkage=c.shrinkage, sd_floor=c.sd_floor)
+            loo[i] = mahalanobis_rows(days[i], m_i, p_i).mean()
+        means = np.vstack(self.calibration_means)
+        fsd = means.std(axis=0)
+        fsd = np.maximum(fsd, max(c.sd_floor * float(np.median(fsd)), 1e-12))
+        self.mu, self.precision = mu, prec
+        self.feature_mu = means.mean(axis=0).astype(np.float32)
+        self.feature_sd = fsd.astype(np.float32)
+        self.calibration_scores = loo
+        self.threshold = (
+            float(self.threshold_override)
+            if self.threshold_override is not None
+            else float(np.quantile(loo, c.quantile))
+        )
+        self.calibration_rows, self.calibration_means = [], []
+
+    def contributors(self, errors: np.ndarray) -> list[Contributor]:
+        """Top-k features by standardised error z = (ē − μ_f)/σ_f, ē = the day's mean error."""
+        if self.feature_mu is None or self.feature_sd is None:
+            return []
+        e = np.atleast_2d(np.asarray(errors, dtype=np.float64)).mean(axis=0)
+        z = (e - self.feature_mu) / self.feature_sd
+        k = min(self.config.top_k, z.size)
+        # Stable sort on (−z, index): deterministic order on ties.
+        order = np.lexsort((np.arange(z.size), -z))[:k]
+        names = self.space.feature_names
+        return [Contributor(feature=names[i], z=float(z[i])) for i in order]
+
+    def update(
+        self,
+        day: str,
+        errors: np.ndarray | None,
+        utc_offset_min: int | None = None,
+        *,
+        observed: float = 1.0,
+    ) -> ScoreOutcome:
+        """Score local ``day`` (YYYY-MM-DD) from its error vector(s); see the class doc."""
+        replay = self.last_day is not None and day <= self.last_day
+        scoreable = errors is not None and observed >= self.config.min_observed
+        if scoreable:
+            errors = np.asarray(errors, dtype=np.float64)
+            if not np.isfinite(errors).all():
+                scoreable = False
+        if not replay:
+            self.last_day = day
+
+        def record(score: float | None) -> ScoreDaily:
+            return ScoreDaily(
+                participant=self.participant,
+                utc_offset_min=utc_offset_min,
+                day=day,
+                score=score,
+                threshold=self.threshold,
+                calibrating=self.calibrating,
+                model=self.model,
+            )
+
+        if not scoreable:
+            return ScoreOutcome(record(None))
+        assert errors is not None
+        if self.calibrating:
+            if not replay:
+                self.calibration_rows.append(self.space.reduce(np.atleast_2d(errors)))
+                self.calibration_means.append(np.atleast_2d(errors).mean(axis=0))
+                if len(self.calibration_rows) >= self.config.calibration_days:
+                    out = ScoreOutcome(record(None))  # the last calibration day itself
+                    self._fit()
+                    return out
+            return ScoreOutcome(record(None))
+        s = self.score_day(errors)
+        assert self.threshold is not None
+        is_anomaly = s > self.threshold
+        anomaly = None
+        if is_anomaly:
+            anomaly = AnomalyEvent(
+                participant=self.participant,
+                utc_offset_min=utc_offset_min,
+                event_id=anomaly_event_id(self.participant, day, self.model),
+                day=day,
+                score=s,
+                threshold=self.threshold,
+                contributors=self.contributors(errors),
+                model=self.model,
+            )
+        stepup = None
+        if not replay:
+            stepup = self.risk.update(
+                self.participant, day, is_anomaly, model=self.model, utc_offset_min=utc_offset_min
+            )
+        return ScoreOutcome(record(s), anomaly, stepup)
+
+
+def load_thresholds(path: str | Path) -> dict[str, float]:
+    """Read a thresholds file: a JSON object {participant: τ} (from the evaluation tool)."""
+    p = Path(path)
+    fix = "write it as a JSON object {participant: threshold}, e.g. with `phenoflow evaluate`"
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"thresholds file {p} not found — {fix}") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"thresholds file {p} is not valid JSON ({exc}) — {fix}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+        for k, v in data.items()
+    ):
+        raise UserError(f"thresholds file {p} is not a {{participant: number}} object — {fix}")
+    return {k: float(v) for k, v in data.items()}

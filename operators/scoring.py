@@ -1,0 +1,325 @@
+"""ONNX Runtime inference for the anomaly autoencoder: vectorise, reconstruct, error vectors.
+
+The model (Adler et al., JMIR mHealth 2020) is trained offline by
+``phenoflow.models.train`` (PyTorch) and shipped as an ONNX file whose
+``metadata_props`` carry everything needed to turn contract records into model
+inputs: the ordered feature names, per-feature log transform, standardisation
+mean/SD, clip bound and error groups (see models/README.md). This module needs
+only numpy and onnxruntime — never torch.
+
+Input preparation (identical at training and scoring, :class:`FeatureSpec`):
+``x → log1p(max(x, 0))`` for features flagged heavy-tailed at training, then
+``z = (x − mean) / sd``, clipped to ±``clip``; a missing value (null, NaN, ±inf or
+absent key) is imputed with z = 0, i.e. the training mean.
+
+The absolute reconstruction error vector e = |z − ẑ| (one per participant-day for
+rhythm models, one per participant-hour for hourly models) is what
+``phenoflow.operators.calibration`` scores by Mahalanobis distance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import operator
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from phenoflow.errors import UserError
+
+#: Metadata format version written by models/export.py and understood here.
+METADATA_FORMAT = "1"
+#: Length of the GRU model's subsequences, hours (Adler et al.: 24-h subsequences).
+SEQ_LEN = 24
+
+
+def _features_of(record: Any) -> Mapping[str, Any]:
+    """The ``features`` dict of a contract record (Struct) or of a plain dict."""
+    feats = getattr(record, "features", None)
+    if feats is None and isinstance(record, Mapping):
+        feats = record.get("features")
+    if feats is None:
+        raise TypeError(f"record without a `features` mapping: {type(record).__name__}")
+    return feats
+
+
+def _field(record: Any, name: str) -> Any:
+    if isinstance(record, Mapping):
+        return record.get(name)
+    return getattr(record, name, None)
+
+
+def local_day_of_hour(hour_start: float, utc_offset_min: int | None) -> str:
+    """Local calendar day (YYYY-MM-DD) of an hour starting at UTC epoch ``hour_start`` s."""
+    t = float(hour_start) + 60.0 * (utc_offset_min or 0)
+    return datetime.fromtimestamp(t, tz=timezone.utc).date().isoformat()
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """How records become model inputs; stored in, and read from, the ONNX metadata.
+
+    ``groups[i]`` is the error-group index of feature i (``group_names`` its name):
+    the calibration averages absolute errors within a group before the
+    Mahalanobis distance (see operators/calibration.py).
+    """
+
+    names: tuple[str, ...]
+    mean: np.ndarray
+    sd: np.ndarray
+    log: np.ndarray  # bool per feature: log1p(max(x, 0)) before standardising
+    clip: float
+    groups: np.ndarray  # int per feature
+    group_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        p = len(self.names)
+        for arr in (self.mean, self.sd, self.log, self.groups):
+            if arr.shape != (p,):
+                raise ValueError("feature spec arrays must have one entry per feature")
+
+    def raw_matrix(self, records: Iterable[Any]) -> np.ndarray:
+        """Feature values in ``names`` order, float64, NaN where missing (n × p)."""
+        names = self.names
+        get = operator.itemgetter(*names)
+        single = len(names) == 1
+        rows: list[Any] = []
+        for rec in records:
+            feats = _features_of(rec)
+            try:
+                vals = get(feats)
+                rows.append((vals,) if single else vals)
+            except KeyError:  # a record without some keys: slower path, absent = missing
+                rows.append(tuple(feats.get(n) for n in names))
+        if not rows:
+            return np.empty((0, len(names)), dtype=np.float64)
+        # numpy turns None into NaN for a float dtype.
+        return np.array(rows, dtype=np.float64)
+
+    def transform(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw values → (standardised, imputed, clipped float32 inputs; observed mask)."""
+        x = raw.astype(np.float64, copy=True)
+        if self.log.any():
+            cols = x[:, self.log]
+            with np.errstate(invalid="ignore"):
+                x[:, self.log] = np.log1p(np.maximum(cols, 0.0))  # NaN stays NaN
+        with np.errstate(invalid="ignore", over="ignore"):
+            z = (x - self.mean) / self.sd
+        observed = np.isfinite(z)
+        z[~observed] = 0.0
+        np.clip(z, -self.clip, self.clip, out=z)
+        return z.astype(np.float32), observed
+
+    def vectorize(self, records: Iterable[Any]) -> np.ndarray:
+        """Records → model input matrix (n × p, float32)."""
+        return self.transform(self.raw_matrix(records))[0]
+
+    # --- metadata round trip -------------------------------------------------------
+
+    def to_metadata(self) -> dict[str, str]:
+        return {
+            "feature_names": json.dumps(list(self.names)),
+            "mean": json.dumps([float(v) for v in self.mean]),
+            "sd": json.dumps([float(v) for v in self.sd]),
+            "log_features": json.dumps([int(b) for b in self.log]),
+            "clip": repr(float(self.clip)),
+            "error_groups": json.dumps(
+                {"names": list(self.group_names), "index": [int(g) for g in self.groups]}
+            ),
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str]) -> FeatureSpec:
+        groups = json.loads(meta["error_groups"])
+        return cls(
+            names=tuple(json.loads(meta["feature_names"])),
+            mean=np.asarray(json.loads(meta["mean"]), dtype=np.float64),
+            sd=np.asarray(json.loads(meta["sd"]), dtype=np.float64),
+            log=np.asarray(json.loads(meta["log_features"]), dtype=bool),
+            clip=float(meta["clip"]),
+            groups=np.asarray(groups["index"], dtype=np.int64),
+            group_names=tuple(groups["names"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DayErrors:
+    """One participant-day's absolute reconstruction errors, ready for calibration.
+
+    ``errors`` has shape (p,) for rhythm models and (hours, p) for hourly models
+    (one row per hour present). ``observed`` is the share of the day's model
+    inputs that were observed: non-null features (rhythm) or hours with data,
+    i.e. present and ``filled`` < 1, out of 24 (hourly).
+    """
+
+    participant: str
+    day: str
+    utc_offset_min: int | None
+    errors: np.ndarray
+    observed: float
+
+
+_REQUIRED_META = ("feature_names", "mean", "sd", "log_features", "clip", "error_groups",
+                  "input_kind", "model_kind")
+
+
+class OnnxScorer:
+    """A loaded phenoflow ONNX model: metadata, input preparation, batched errors.
+
+    ``model_id`` (``<file stem>@<first 12 hex of the file's sha256>``) names the
+    model in ``scores.daily`` and event ids; it changes whenever the file does.
+    """
+
+    def __init__(
+        self, path: str | Path, *, intra_op_num_threads: int = 1, batch_size: int = 1024
+    ) -> None:
+        import onnxruntime as ort  # runtime dependency; imported here to keep import light
+
+        self.path = Path(path)
+        fix = f"train one with `phenoflow train COHORT --out {self.path}` or pass an existing .onnx"
+        if not self.path.is_file():
+            raise UserError(f"model file {self.path} not found — {fix}")
+        blob = self.path.read_bytes()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = intra_op_num_threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                blob, sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # noqa: BLE001 - any ORT load failure is a bad file
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"model file {self.path} is not a valid ONNX model ({first}) — {fix}")
+        meta = dict(self._session.get_modelmeta().custom_metadata_map)
+        missing = [k for k in _REQUIRED_META if k not in meta]
+        if missing:
+            raise UserError(
+                f"model file {self.path} lacks phenoflow metadata ({', '.join(missing)}) — "
+                f"export it with `phenoflow train`, not plain torch.onnx.export"
+            )
+        self.metadata: dict[str, str] = meta
+        self.spec = FeatureSpec.from_metadata(meta)
+        self.input_kind: str = meta["input_kind"]
+        self.model_kind: str = meta["model_kind"]
+        self.batch_size = int(batch_size)
+        self.model_id = f"{self.path.stem}@{hashlib.sha256(blob).hexdigest()[:12]}"
+        self._input = self._session.get_inputs()[0].name
+        self._output = self._session.get_outputs()[0].name
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.spec.names
+
+    def error_space(self) -> Any:
+        """The model's :class:`~phenoflow.operators.calibration.ErrorSpace` (registered)."""
+        from phenoflow.operators.calibration import ErrorSpace
+
+        return ErrorSpace(self.model_id, self.spec.names, self.spec.groups, self.spec.group_names)
+
+    def vectorize(self, records: Sequence[Any]) -> np.ndarray:
+        """Records (RhythmDaily or HourlyFeatures) → inputs (n × p, float32)."""
+        return self.spec.vectorize(records)
+
+    def reconstruct(self, X: np.ndarray) -> np.ndarray:
+        """Model output x̂ for inputs X ((n, p) or (n, 24, p) for GRU), one ORT run per batch."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.shape[0] == 0:
+            return X.copy()
+        if X.shape[0] <= self.batch_size:
+            return self._session.run([self._output], {self._input: X})[0]
+        parts = [
+            self._session.run([self._output], {self._input: X[i : i + self.batch_size]})[0]
+            for i in range(0, X.shape[0], self.batch_size)
+        ]
+        return np.concatenate(parts, axis=0)
+
+    def reconstruction_errors(self, X: np.ndarray) -> np.ndarray:
+        """Absolute reconstruction errors |x − x̂|, same shape as X (float32)."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        return np.abs(X - self.reconstruct(X))
+
+    # --- whole days ------------------------------------------------------------------
+
+    def day_errors(self, records: Sequence[Any]) -> list[DayErrors]:
+        """Error vectors per participant-day, in first-seen (participant, day) order.
+
+        Rhythm models: one RhythmDaily per day. Hourly models: the day's
+        HourlyFeatures (grouped by participant and local day); the GRU model
+        reconstructs the day's 24-h subsequence (local hours 0–23, absent hours
+        imputed) and keeps the error rows of the hours present.
+        """
+        if not records:
+            return []
+        if self.input_kind == "rhythm":
+            X, obs = self.spec.transform(self.spec.raw_matrix(records))
+            E = self.reconstruction_errors(X)
+            frac = obs.mean(axis=1) if obs.shape[1] else np.ones(len(records))
+            return [
+                DayErrors(_field(r, "participant"), _field(r, "day"),
+                          _field(r, "utc_offset_min"), E[i], float(frac[i]))
+                for i, r in enumerate(records)
+            ]
+        days = group_hours_by_day(records)
+        out: list[DayErrors] = []
+        if self.model_kind == "gru":
+            seqs, present = hourly_sequences(self.spec, [hours for _, hours in days])
+            E = self.reconstruction_errors(seqs)
+            for j, ((pid, day, off), hours) in enumerate(days):
+                out.append(DayErrors(pid, day, off, E[j][present[j]], _hour_share(hours)))
+            return out
+        X = self.vectorize([r for _, hours in days for r in hours])
+        E = self.reconstruction_errors(X)
+        i = 0
+        for (pid, day, off), hours in days:
+            out.append(DayErrors(pid, day, off, E[i : i + len(hours)], _hour_share(hours)))
+            i += len(hours)
+        return out
+
+
+def _hour_share(hours: Sequence[Any]) -> float:
+    """Share of a day's 24 hours present with some observed data (``filled`` < 1)."""
+    return sum(1 for h in hours if (_field(h, "filled") or 0.0) < 1.0) / SEQ_LEN
+
+
+def group_hours_by_day(
+    records: Iterable[Any],
+) -> list[tuple[tuple[str, str, int | None], list[Any]]]:
+    """HourlyFeatures → [((participant, local day, utc_offset_min), hours)], first-seen order."""
+    groups: dict[tuple[str, str], tuple[int | None, list[Any]]] = {}
+    for r in records:
+        off = _field(r, "utc_offset_min")
+        key = (_field(r, "participant"), local_day_of_hour(_field(r, "hour_start"), off))
+        if key not in groups:
+            groups[key] = (off, [])
+        groups[key][1].append(r)
+    return [((pid, day, off), hours) for (pid, day), (off, hours) in groups.items()]
+
+
+def hourly_sequences(
+    spec: FeatureSpec, days: Sequence[Sequence[Any]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Days of hourly records → (inputs (n, 24, p) float32, present mask (n, 24) bool).
+
+    Row h of a day is local hour h (``local_hour``); an absent hour is imputed
+    (all z = 0) and marked not present; a repeated local hour (DST) keeps the last.
+    """
+    p = len(spec.names)
+    seqs = np.zeros((len(days), SEQ_LEN, p), dtype=np.float32)
+    present = np.zeros((len(days), SEQ_LEN), dtype=bool)
+    flat = [r for hours in days for r in hours]
+    X = spec.vectorize(flat)
+    i = 0
+    for j, hours in enumerate(days):
+        for r in hours:
+            h = int(_field(r, "local_hour"))
+            seqs[j, h] = X[i]
+            present[j, h] = True
+            i += 1
+    return seqs, present
