@@ -52,7 +52,8 @@ def subscribe(
     offset = OFFSET_BEGINNING if from_beginning else OFFSET_END
     c = kafka_io.consumer(settings, group=group)
     summary = SubscribeSummary()
-    t0 = last = time.monotonic()
+    t0 = time.monotonic()
+    last: float | None = None  # the idle clock starts once the first fetch returned
     try:
         if group is None:
             kafka_io.assign_all(c, full, partitions, offset)
@@ -77,9 +78,9 @@ def subscribe(
                 summary.messages += 1
                 summary.per_partition[msg.partition()] += 1
                 got += 1
-            if got:
+            if got or last is None:
                 last = now
-                if on_message:
+                if got and on_message:
                     on_message(got)
             elif timeout is not None and now - last >= timeout:
                 break

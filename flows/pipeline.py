@@ -14,10 +14,11 @@ stages can equally run as separate processes connected by Kafka.
 from __future__ import annotations
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import KafkaSink, KafkaSource
+from bytewax.connectors.kafka import KafkaSource
 from bytewax.dataflow import Dataflow, Stream
 
 from phenoflow.config import Settings, load_settings
+from phenoflow.connectors.kafka_sink import DeliveringKafkaSink
 from phenoflow.contract import (
     DeadLetter,
     HourlyFeatures,
@@ -96,9 +97,7 @@ def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool =
             outputs.append(op.map(f"{short}_sink", stream, to_sink(settings, short)))
 
     merged = op.merge("outputs", *outputs)
-    sink_config = {k: v for k, v in settings.kafka_config().items() if k != "bootstrap.servers"}
-    sink_config.setdefault("partitioner", "murmur2_random")
-    op.output("out", merged, KafkaSink([settings.bootstrap], topic=None, add_config=sink_config))
+    op.output("out", merged, DeliveringKafkaSink(settings.kafka_config()))
     return flow
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.covariance import LedoitWolf, shrunk_covariance
+from sklearn.covariance import ledoit_wolf_shrinkage, shrunk_covariance
 
 from phenoflow.contract import AnomalyEvent, Contributor, ScoreDaily, StepUpEvent
 from phenoflow.errors import UserError
@@ -128,6 +128,7 @@ class CalibrationConfig:
     top_k: int = 5
     min_observed: float = 0.75
     shrinkage: float | None = None  # None → Ledoit–Wolf; else fixed weight toward identity
+    min_shrinkage: float = 0.01  # floor under the Ledoit–Wolf weight (degenerate samples)
     sd_floor: float = 1e-3  # relative to the median group SD; guards constant errors
     risk: RiskTierConfig = field(default_factory=RiskTierConfig)
 
@@ -150,13 +151,19 @@ class ScoreOutcome:
 
 
 def fit_error_model(
-    rows: np.ndarray, *, shrinkage: float | None = None, sd_floor: float = 1e-3
+    rows: np.ndarray,
+    *,
+    shrinkage: float | None = None,
+    sd_floor: float = 1e-3,
+    min_shrinkage: float = 0.01,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit (μ, Σ, Σ⁻¹) to error rows (n × k) with shrinkage toward the diagonal.
 
     Rows are standardised by their SD (ddof=0, floored at ``sd_floor`` × median SD),
-    their covariance R is shrunk toward the identity (Ledoit–Wolf or a fixed
-    weight), and Σ = D R D with D = diag(SD).
+    their covariance R is shrunk toward the scaled identity with the Ledoit–Wolf
+    weight (at least ``min_shrinkage``: with two rows every standardised column is
+    ±1, Ledoit–Wolf estimates weight 0 and R is singular) or a fixed weight, and
+    Σ = D R D with D = diag(SD).
     """
     rows = np.asarray(rows, dtype=np.float64)
     mu = rows.mean(axis=0)
@@ -165,9 +172,8 @@ def fit_error_model(
     sd = np.maximum(sd, max(sd_floor * med, 1e-12))
     Z = (rows - mu) / sd
     if shrinkage is None:
-        R = LedoitWolf(assume_centered=True, store_precision=False).fit(Z).covariance_
-    else:
-        R = shrunk_covariance(Z.T @ Z / Z.shape[0], shrinkage=shrinkage)
+        shrinkage = max(float(ledoit_wolf_shrinkage(Z, assume_centered=True)), min_shrinkage)
+    R = shrunk_covariance(Z.T @ Z / Z.shape[0], shrinkage=shrinkage)
     cov = R * np.outer(sd, sd)
     # Invert R (well conditioned after shrinkage), then scale: Σ⁻¹ = D⁻¹ R⁻¹ D⁻¹.
     prec = np.linalg.inv(R) / np.outer(sd, sd)
@@ -263,11 +269,12 @@ class ParticipantScorer:
     def _fit(self) -> None:
         c = self.config
         days = self.calibration_rows
-        mu, _, prec = fit_error_model(np.vstack(days), shrinkage=c.shrinkage, sd_floor=c.sd_floor)
+        kw = {"shrinkage": c.shrinkage, "sd_floor": c.sd_floor, "min_shrinkage": c.min_shrinkage}
+        mu, _, prec = fit_error_model(np.vstack(days), **kw)
         loo = np.empty(len(days))
         for i in range(len(days)):
             rest = np.vstack(days[:i] + days[i + 1 :])
-            m_i, _, p_i = fit_error_model(rest, shrinkage=c.shrinkage, sd_floor=c.sd_floor)
+            m_i, _, p_i = fit_error_model(rest, **kw)
             loo[i] = mahalanobis_rows(days[i], m_i, p_i).mean()
         means = np.vstack(self.calibration_means)
         fsd = means.std(axis=0)
@@ -284,16 +291,16 @@ class ParticipantScorer:
         self.calibration_rows, self.calibration_means = [], []
 
     def contributors(self, errors: np.ndarray) -> list[Contributor]:
-        """Top-k features by standardised error z = (ē − μ_f)/σ_f, ē = the day's mean error."""
+        """Top-k features by standardised error z = (ē − μ_f)/σ_f > 0, ē = the day's mean error."""
         if self.feature_mu is None or self.feature_sd is None:
             return []
         e = np.atleast_2d(np.asarray(errors, dtype=np.float64)).mean(axis=0)
         z = (e - self.feature_mu) / self.feature_sd
-        k = min(self.config.top_k, z.size)
-        # Stable sort on (−z, index): deterministic order on ties.
-        order = np.lexsort((np.arange(z.size), -z))[:k]
+        # Stable sort on (−z, index): deterministic order on ties. Only z > 0 counts:
+        # a feature reconstructed better than usual did not make the day anomalous.
+        order = np.lexsort((np.arange(z.size), -z))[: self.config.top_k]
         names = self.space.feature_names
-        return [Contributor(feature=names[i], z=float(z[i])) for i in order]
+        return [Contributor(feature=names[i], z=float(z[i])) for i in order if z[i] > 0]
 
     def update(
         self,

@@ -36,9 +36,11 @@ import numpy as np
 
 __all__ = [
     "coarse_grain",
+    "tolerance",
     "sampen_suffix_counts",
     "sample_entropy",
     "multiscale_sample_entropy",
+    "window_multiscale_sampen",
 ]
 
 
@@ -105,45 +107,33 @@ def sampen_suffix_counts(
     a_counts = np.zeros_like(b_counts)
     if n_t < 2 or n_series == 0:
         return b_counts, a_counts
-    diff = _scratch("diff", (n_series, length, length), float)
-    np.subtract(y[:, :, None], y[:, None, :], out=diff)
-    np.abs(diff, out=diff)
-    dm = _scratch("dm", (n_series, n_t, n_t), float)
-    np.maximum(diff[:, :n_t, :n_t], diff[:, 1 : 1 + n_t, 1 : 1 + n_t], out=dm)
-    for lag in range(2, m):
-        np.maximum(dm, diff[:, lag : lag + n_t, lag : lag + n_t], out=dm)
-    dm1 = _scratch("dm1", (n_series, n_t, n_t), float)
-    np.maximum(dm, diff[:, m : m + n_t, m : m + n_t], out=dm1)
-    if np.isnan(y).any():
-        # dm1 is NaN exactly when a start's (m+1)-run is incomplete: such starts are
-        # not templates for B either (N−m convention per run).
-        np.copyto(dm, np.nan, where=np.isnan(dm1))
-    flat, offsets = _triu_layout(n_t)
-    # np.take without out= is the fast path (with out= it is ~3x slower).
-    pairs = np.stack(
-        (np.take(dm.reshape(n_series, -1), flat, axis=1),
-         np.take(dm1.reshape(n_series, -1), flat, axis=1)),
-        axis=1,
-    )  # (S, 2, P): distances for lengths m and m+1
     r = np.asarray(r, dtype=float).reshape(n_series, len(starts))
-    # Suffix k = pairs [offsets[s_k]:]. Cut the pair array into bands between
-    # consecutive suffix starts; each band is compared once with the tolerances
-    # of all suffixes that contain it.
+    flat, offsets = _triu_layout(n_t)
     lo = [int(offsets[min(max(s, 0), n_t)]) for s in starts]
-    order = sorted(range(len(starts)), key=lambda k: lo[k])
-    counts = np.zeros((n_series, 2, len(starts)), dtype=np.int64)
-    n_pairs = flat.size
-    for pos, k in enumerate(order):
-        a = lo[k]
-        b = lo[order[pos + 1]] if pos + 1 < len(order) else n_pairs
-        if b <= a:
-            continue
-        ks = order[: pos + 1]  # suffixes starting at or before this band
-        band = pairs[:, :, None, a:b]  # (S, 2, 1, L)
-        hit = band < r[:, None, ks, None]  # (S, 2, len(ks), L)
-        # uint8 add.reduce is ~2.5x faster than count_nonzero(axis=...)
-        counts[:, :, ks] += np.add.reduce(hit.view(np.uint8), axis=-1, dtype=np.int32)
-    return counts[:, 0, :], counts[:, 1, :]
+    diff = _scratch("diff", (length, length), float)
+    dm = _scratch("dm", (n_t, n_t), float)
+    # One series at a time: its matrices (≤ 0.9 MB at n = 336) stay in cache, which
+    # measured ~2x faster than one (S, n, n) batch.
+    for i in range(n_series):
+        yi = y[i]
+        np.subtract.outer(yi, yi, out=diff)
+        np.abs(diff, out=diff)
+        np.maximum(diff[:n_t, :n_t], diff[1 : 1 + n_t, 1 : 1 + n_t], out=dm)
+        for lag in range(2, m):
+            np.maximum(dm, diff[lag : lag + n_t, lag : lag + n_t], out=dm)
+        # np.take without out= is its fast path (~3x faster than with out=).
+        pm = np.take(dm.reshape(-1), flat)
+        np.maximum(dm, diff[m : m + n_t, m : m + n_t], out=dm)
+        pm1 = np.take(dm.reshape(-1), flat)
+        if np.isnan(yi).any():
+            # pm1 is NaN exactly when a start's (m+1)-run is incomplete; such starts
+            # are no templates for B either (the N−m convention, per run).
+            np.copyto(pm, np.nan, where=np.isnan(pm1))
+        for k in range(len(starts)):
+            # 1-D count_nonzero is a fast popcount (the axis= form is a slow sum).
+            b_counts[i, k] = np.count_nonzero(pm[lo[k] :] < r[i, k])
+            a_counts[i, k] = np.count_nonzero(pm1[lo[k] :] < r[i, k])
+    return b_counts, a_counts
 
 
 def _sampen_from_counts(b: np.ndarray, a: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -152,6 +142,16 @@ def _sampen_from_counts(b: np.ndarray, a: np.ndarray, r: np.ndarray) -> np.ndarr
     ok = (a > 0) & (b > 0) & (np.asarray(r) > 0)
     out[ok] = -np.log(a[ok] / b[ok])
     return out
+
+
+def tolerance(x: np.ndarray, r_factor: float = 0.25) -> float:
+    """``r = r_factor · SD(x, ddof=0)`` over the present (non-NaN) values; exactly 0
+    for a constant or empty series (np.std of equal floats can be a rounding residue)."""
+    present = np.asarray(x, dtype=float)
+    present = present[~np.isnan(present)]
+    if present.size == 0 or present.max() == present.min():
+        return 0.0
+    return r_factor * float(np.std(present))
 
 
 def sample_entropy(x: np.ndarray, r: float | None = None, m: int = 2) -> float | None:
@@ -164,8 +164,7 @@ def sample_entropy(x: np.ndarray, r: float | None = None, m: int = 2) -> float |
     """
     x = np.asarray(x, dtype=float)
     if r is None:
-        present = x[~np.isnan(x)]
-        r = 0.25 * float(np.std(present)) if present.size else 0.0
+        r = tolerance(x, 0.25)
     rr = np.array([[r]], dtype=float)
     b, a = sampen_suffix_counts(x[None, :], [0], rr, m)
     v = _sampen_from_counts(b, a, rr)[0, 0]
@@ -181,8 +180,7 @@ def multiscale_sample_entropy(
     the same r at every scale. Returns {τ: SampEn or None}.
     """
     x = np.asarray(x, dtype=float)
-    present = x[~np.isnan(x)]
-    r = r_factor * float(np.std(present)) if present.size else 0.0
+    r = tolerance(x, r_factor)
     return {tau: sample_entropy(coarse_grain(x, tau), r, m) for tau in taus}
 
 

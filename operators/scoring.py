@@ -60,6 +60,24 @@ def local_day_of_hour(hour_start: float, utc_offset_min: int | None) -> str:
     return datetime.fromtimestamp(t, tz=timezone.utc).date().isoformat()
 
 
+def raw_matrix(records: Iterable[Any], names: Sequence[str]) -> np.ndarray:
+    """Values of features ``names`` (in order) of each record, float64, NaN where missing."""
+    get = operator.itemgetter(*names)
+    single = len(names) == 1
+    rows: list[Any] = []
+    for rec in records:
+        feats = _features_of(rec)
+        try:
+            vals = get(feats)
+            rows.append((vals,) if single else vals)
+        except KeyError:  # a record without some keys: slower path, absent = missing
+            rows.append(tuple(feats.get(n) for n in names))
+    if not rows:
+        return np.empty((0, len(names)), dtype=np.float64)
+    # numpy turns None into NaN for a float dtype.
+    return np.array(rows, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """How records become model inputs; stored in, and read from, the ONNX metadata.
@@ -85,21 +103,7 @@ class FeatureSpec:
 
     def raw_matrix(self, records: Iterable[Any]) -> np.ndarray:
         """Feature values in ``names`` order, float64, NaN where missing (n × p)."""
-        names = self.names
-        get = operator.itemgetter(*names)
-        single = len(names) == 1
-        rows: list[Any] = []
-        for rec in records:
-            feats = _features_of(rec)
-            try:
-                vals = get(feats)
-                rows.append((vals,) if single else vals)
-            except KeyError:  # a record without some keys: slower path, absent = missing
-                rows.append(tuple(feats.get(n) for n in names))
-        if not rows:
-            return np.empty((0, len(names)), dtype=np.float64)
-        # numpy turns None into NaN for a float dtype.
-        return np.array(rows, dtype=np.float64)
+        return raw_matrix(records, self.names)
 
     def transform(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw values → (standardised, imputed, clipped float32 inputs; observed mask)."""

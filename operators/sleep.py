@@ -8,14 +8,19 @@ gets one of three states:
   the slot, or accelerometer samples have SD of ‖a‖ above ``still_sd``
   (default 0.2 m/s²), or the mean ambient light is above ``dark_lux``
   (default 10 lux), or the mean sound level is above ``quiet_db`` (default
-  50 dB);
-* ``REST`` — not active and at least one piece of evidence: accelerometer,
-  light or sound readings in the slot, or the screen known to be off;
-* ``UNKNOWN`` — no evidence at all (no readings, screen state never seen).
+  40 dB);
+* ``REST`` — not active and at least one accelerometer, light or sound
+  reading in the slot (a screen that stays off is no evidence by itself: a
+  phone that is switched off reports nothing);
+* ``UNKNOWN`` — no readings at all.
 
 A rest episode is a maximal run of consecutive non-``ACTIVE`` slots with the
 ``UNKNOWN`` slots at either end trimmed off (unknown slots inside the run are
-kept: duty-cycled sensors leave holes in a night). Day d's sleep is the
+kept: duty-cycled sensors and phones switched off leave holes in a night).
+Brief interruptions — at most ``max_interruption_s`` (default 20 min) of
+``ACTIVE`` slots between two non-active stretches, e.g. turning over or a
+glance at the phone — do not end an episode and count towards its length.
+Day d's sleep is the
 longest episode inside the local window [d−1 18:00, d 18:00) — so the night
 that *ends* on the morning of d belongs to d, and a whole day never needs to
 look past its own end. Ties go to the later episode; an episode shorter than
@@ -48,7 +53,6 @@ class SleepEpisode:
 def rest_states(
     *,
     screen_active: NDArray[np.bool_],
-    screen_off_known: NDArray[np.bool_],
     accel_n: NDArray[np.int64],
     accel_sd: NDArray[np.float64],
     light_n: NDArray[np.int64],
@@ -66,7 +70,7 @@ def rest_states(
         | ((light_n > 0) & (light_mean > dark_lux))
         | ((sound_n > 0) & (sound_mean > quiet_db))
     )
-    evidence = (accel_n > 0) | (light_n > 0) | (sound_n > 0) | screen_off_known
+    evidence = (accel_n > 0) | (light_n > 0) | (sound_n > 0)
     out = np.full(active.shape, UNKNOWN, np.int8)
     out[evidence] = REST
     out[active] = ACTIVE
@@ -82,6 +86,7 @@ def longest_rest_episode(
     slot_s: float = 600.0,
     window_start_h: float = -6.0,
     min_s: float = 3600.0,
+    max_interruption_s: float = 1200.0,
 ) -> SleepEpisode | None:
     """Day ``day``'s sleep episode, or None when no rest episode lasts ``min_s``.
 
@@ -93,7 +98,7 @@ def longest_rest_episode(
     midnight = day * 86400.0
     lo = midnight + window_start_h * 3600.0
     sel = (slot_local >= lo) & (slot_local < lo + 86400.0)
-    t, loc, st = slot_utc[sel], slot_local[sel], state[sel]
+    t, loc, st = slot_utc[sel], slot_local[sel], _bridge(slot_utc[sel], state[sel], slot_s, max_interruption_s)
     best: tuple[int, int] | None = None  # (first, last) slot index, inclusive
     i, n = 0, t.size
     while i < n:
@@ -123,3 +128,22 @@ def longest_rest_episode(
         wake_h=(loc[b] + slot_s - midnight) / 3600.0,
         duration_h=duration / 3600.0,
     )
+
+
+def _bridge(t: NDArray[np.float64], st: NDArray[np.int8], slot_s: float, max_s: float) -> NDArray[np.int8]:
+    """Mark short ACTIVE runs between non-active slots as UNKNOWN (kept inside, trimmed at ends)."""
+    out = st.copy()
+    k = int(max_s // slot_s)
+    n, i = st.size, 0
+    while k > 0 and i < n:
+        if st[i] != ACTIVE:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and st[j + 1] == ACTIVE and t[j + 1] - t[j] == slot_s:
+            j += 1
+        inside = i > 0 and j + 1 < n and st[i - 1] != ACTIVE and st[j + 1] != ACTIVE
+        if inside and j - i + 1 <= k and t[i] - t[i - 1] == slot_s and t[j + 1] - t[j] == slot_s:
+            out[i : j + 1] = UNKNOWN
+        i = j + 1
+    return out

@@ -8,9 +8,8 @@ between two consecutive assessments of a participant (high→regular,
 regular→low, high→low). Raw scores are integers, so the boundaries in raw units
 are 7 (=28 %, regular) vs 6 (=24 %, low) and 13 (=52 %, high) vs 12 (=48 %, regular).
 
-Passive step-up: a participant's risk tier, from the share of anomalous days
-among the scored days of a trailing calendar window, rising (low_risk →
-elevated_risk → high_risk). Tier names carry a ``_risk`` suffix so they cannot be
+Passive step-up: a participant's risk tier, from the share of anomalous days in
+a trailing calendar window, rising (low_risk → elevated_risk → high_risk). Tier names carry a ``_risk`` suffix so they cannot be
 confused with the WHO-5 levels, where ``high`` is good.
 """
 
@@ -104,17 +103,20 @@ class SurveyStepUp:
 
 @dataclass(frozen=True, slots=True)
 class RiskTierConfig:
-    """Passive risk tiers from the anomalous-day rate r in a trailing window.
+    """Passive risk tiers from the anomalous-day rate r = k / ``window_days``.
+
+    k counts the anomalous days among the ``window_days`` calendar days ending on
+    the scored day; days without a score (calibrating, no data) count as not
+    anomalous, so a short history cannot reach a tier on one or two anomalies.
 
     Defaults, reasoned from the default anomaly threshold (the 0.9 quantile of
     healthy calibration scores, so ≈ 10 % of healthy days are anomalous): with 14
     scored days and p = 0.1, P(rate ≥ 0.25, i.e. ≥ 4 of 14) ≈ 4.4 % and
-    P(rate ≥ 0.5) ≈ 0.03 % — rare on healthy data — while the seed's near-relapse
+    P(rate ≥ 0.5) ≈ 0.02 % — rare on healthy data — while the seed's near-relapse
     sensitivity (0.25, Adler et al. 2020) reaches ``elevated`` about half the time.
 
     - ``elevated``: r ≥ ``elevated`` (0.25); ``high``: r ≥ ``high`` (0.5).
     - ``window_days``: trailing calendar window ending on the scored day (14).
-    - ``min_days``: fewer scored days than this in the window → no tier change (7).
     - ``hysteresis``: a tier is left downward only when r < bound − hysteresis
       (0.05), so a rate hovering at a bound does not emit a step-up every few days.
     """
@@ -122,14 +124,15 @@ class RiskTierConfig:
     elevated: float = 0.25
     high: float = 0.5
     window_days: int = 14
-    min_days: int = 7
     hysteresis: float = 0.05
 
     def __post_init__(self) -> None:
         if not 0 < self.elevated < self.high <= 1:
             raise ValueError("risk tiers need 0 < elevated < high <= 1")
-        if self.window_days < 1 or not 1 <= self.min_days <= self.window_days:
-            raise ValueError("risk tiers need 1 <= min_days <= window_days")
+        if self.window_days < 1:
+            raise ValueError("risk tiers need window_days >= 1")
+        if not 0 <= self.hysteresis < self.elevated:
+            raise ValueError("risk tiers need 0 <= hysteresis < elevated")
 
 
 class PassiveRisk:
@@ -137,8 +140,7 @@ class PassiveRisk:
 
     ``update(day, anomalous)`` is called once per scored local day (in day order);
     it returns a :class:`StepUpEvent` (source ``passive``, ``day``) when the tier
-    rises, with evidence ``{anomalous_days, window_days, rate}`` where
-    ``window_days`` counts the scored days in the window.
+    rises, with evidence ``{anomalous_days, window_days, rate, scored_days}``.
     """
 
     __slots__ = ("config", "tier", "_days")
@@ -181,10 +183,9 @@ class PassiveRisk:
         while self._days and self._days[0][0] < first:
             self._days.popleft()
         n = len(self._days)
-        if n < self.config.min_days:
-            return None
         k = sum(1 for _, a in self._days if a)
-        rate = k / n
+        w = self.config.window_days
+        rate = k / w
         new = self._tier_for(rate)
         old, self.tier = self.tier, new
         if new <= old:
@@ -197,6 +198,6 @@ class PassiveRisk:
             from_level=before,
             to_level=after,
             source="passive",
-            evidence={"anomalous_days": k, "window_days": n, "rate": rate},
+            evidence={"anomalous_days": k, "window_days": w, "rate": rate, "scored_days": n},
             day=day,
         )

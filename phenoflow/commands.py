@@ -2,9 +2,51 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from phenoflow.cli import BootstrapOpt, ConfigOpt, _settings, app, err, out
+from phenoflow.errors import UserError
+
+
+@app.command()
+def run(
+    bootstrap: Optional[str] = BootstrapOpt,
+    stages: str = typer.Option("hourly,rhythm,score", help="Contiguous stages to run in this dataflow."),
+    workers: int = typer.Option(1, help="Worker threads in this process (Bytewax -w)."),
+    recovery: Optional[Path] = typer.Option(None, help="Recovery directory (Bytewax -r): resume after a crash."),
+    until_end: bool = typer.Option(False, "--until-end", help="Read every input topic to its end, close all windows, exit."),
+    metrics_port: Optional[int] = typer.Option(None, help="Serve Prometheus /metrics on this port."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Run the Bytewax dataflow for the given stages."""
+    from phenoflow.config import settings_env
+    from phenoflow.connectors.kafka_io import ensure_topics
+    from phenoflow.contract import ALL_TOPICS
+    from phenoflow.flows.pipeline import parse_stages
+
+    settings = _settings(bootstrap, config, metrics_port=metrics_port)
+    chosen = parse_stages(stages)
+    if workers < 1:
+        raise UserError(f"--workers {workers} must be ≥ 1")
+    ensure_topics(settings, ALL_TOPICS)
+    cmd = [sys.executable, "-m", "bytewax.run",
+           f"phenoflow.flows.pipeline:get_flow({','.join(chosen)!r}, {until_end})", "-w", str(workers)]
+    if recovery is not None:
+        from phenoflow.flows.recovery import prepare_recovery
+
+        cmd += prepare_recovery(recovery, workers)
+    env = {**os.environ, **settings_env(settings)}
+    err.print(f"running stages {','.join(chosen)} against {settings.bootstrap} "
+              f"({'until the end of the input' if until_end else 'following the topics; Ctrl-C stops'})")
+    try:
+        rc = subprocess.run(cmd, env=env).returncode
+    except KeyboardInterrupt:
+        rc = 0
+    if rc != 0:
+        raise UserError(f"the dataflow exited with code {rc} — see its log above", exit_code=rc)

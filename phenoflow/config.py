@@ -128,3 +128,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     if settings.partitions < 1:
         raise UserError("partitions must be ≥ 1 — fix PHENOFLOW_PARTITIONS or the config file")
     return settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``PHENOFLOW_*`` variables that rebuild ``settings`` in another process."""
+    return {f"PHENOFLOW_{key.upper()}": str(getattr(settings, key)) for key in _FIELDS}

@@ -20,176 +20,55 @@ Definitions (DESIGN.md, "Evaluation"):
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from phenoflow.evaluate_io import CohortDays
 from phenoflow.errors import UserError
+from phenoflow.evaluate_metrics import (
+    Confusion,
+    Spread,
+    ThresholdChoice,
+    best_threshold,
+    cohens_d,
+    confusion,
+    quantile,
+    tpr_fpr_ratio,
+)
+from phenoflow.evaluate_io import (
+    NR30_DAYS,
+    CohortDays,
+    FeatureTable,
+    load_cohort,
+    load_feature_table,
+    read_labels,
+    resolve_outputs,
+)
 
-NR30_DAYS = 30
+__all__ = [
+    "NR30_DAYS",
+    "Confusion",
+    "EvaluationResult",
+    "SplitFractions",
+    "Spread",
+    "ThresholdChoice",
+    "best_threshold",
+    "cohens_d",
+    "confusion",
+    "evaluate_dir",
+    "make_splits",
+    "quantile",
+    "run_protocol",
+    "tpr_fpr_ratio",
+]
 #: Days before relapse shown in the anomaly-rate plot (seed Figure 2d shows the NR30 window).
 RATE_HORIZON_DAYS = 60
-
-# --- metrics ---------------------------------------------------------------------------
-
-
-def tpr_fpr_ratio(tpr: float | None, fpr: float | None) -> float | None:
-    """TPR/FPR; ``inf`` when FPR = 0 < TPR; None when undefined (either missing, or 0/0)."""
-    if tpr is None or fpr is None:
-        return None
-    if fpr == 0:
-        return math.inf if tpr > 0 else None
-    return tpr / fpr
-
-
-@dataclass(frozen=True)
-class Confusion:
-    """Day counts: NR30 flagged (tp) / not (fn), DRH flagged (fp) / not (tn)."""
-
-    tp: int = 0
-    fn: int = 0
-    fp: int = 0
-    tn: int = 0
-
-    def __add__(self, other: Confusion) -> Confusion:
-        return Confusion(self.tp + other.tp, self.fn + other.fn, self.fp + other.fp, self.tn + other.tn)
-
-    @property
-    def sensitivity(self) -> float | None:
-        """TPR: share of NR30 days flagged; None without NR30 days."""
-        n = self.tp + self.fn
-        return self.tp / n if n else None
-
-    @property
-    def specificity(self) -> float | None:
-        """1 − FPR: share of DRH days not flagged; None without DRH days."""
-        n = self.fp + self.tn
-        return self.tn / n if n else None
-
-    @property
-    def fpr(self) -> float | None:
-        n = self.fp + self.tn
-        return self.fp / n if n else None
-
-    @property
-    def tpr_fpr(self) -> float | None:
-        return tpr_fpr_ratio(self.sensitivity, self.fpr)
-
-
-def confusion(flagged: np.ndarray, nr30: np.ndarray) -> Confusion:
-    """Count flagged/unflagged NR30 and DRH days (boolean arrays of equal length)."""
-    flagged = np.asarray(flagged, dtype=bool)
-    nr30 = np.asarray(nr30, dtype=bool)
-    tp = int(np.count_nonzero(flagged & nr30))
-    fp = int(np.count_nonzero(flagged & ~nr30))
-    return Confusion(tp, int(np.count_nonzero(nr30)) - tp, fp, int(np.count_nonzero(~nr30)) - fp)
-
-
-def quantile(values: Sequence[float] | np.ndarray, q: float) -> float:
-    """Linear-interpolation quantile (numpy's default) that also accepts ±inf.
-
-    numpy returns nan when interpolating between inf values; TPR/FPR is inf for
-    participants without false positives, so the cohort median must handle it.
-    """
-    v = np.sort(np.asarray(values, dtype=float))
-    if v.size == 0:
-        return math.nan
-    h = (v.size - 1) * q
-    lo, hi = int(math.floor(h)), int(math.ceil(h))
-    a, b = float(v[lo]), float(v[hi])
-    if lo == hi or a == b:
-        return a
-    if math.isinf(a):  # −inf below: any positive weight on it stays −inf
-        return a
-    if math.isinf(b):
-        return b
-    return a + (b - a) * (h - lo)
-
-
-@dataclass(frozen=True)
-class Spread:
-    """Median and interquartile range over participants with a defined value."""
-
-    median: float | None
-    q1: float | None
-    q3: float | None
-    n: int
-
-    @classmethod
-    def of(cls, values: Sequence[float | None]) -> Spread:
-        v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
-        if not v:
-            return cls(None, None, None, 0)
-        return cls(quantile(v, 0.5), quantile(v, 0.25), quantile(v, 0.75), len(v))
-
-
-# --- threshold search ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ThresholdChoice:
-    """A threshold τ (flag iff score > τ) and its validation TPR, FPR and TPR/FPR."""
-
-    tau: float
-    tpr: float
-    fpr: float
-    ratio: float | None
-
-
-def best_threshold(nr30_scores: np.ndarray, drh_scores: np.ndarray) -> ThresholdChoice | None:
-    """The τ maximising TPR/FPR on validation days (Adler et al. 2020), flag iff score > τ.
-
-    Candidates are −∞ and every distinct validation score, so the optimum is
-    exact (TPR and FPR only change at observed scores). Ties in TPR/FPR go to
-    the larger TPR; FPR = 0 < TPR counts as +∞ (then the most sensitive such τ
-    wins, i.e. τ = the largest DRH score); 0/0 ranks below every defined ratio.
-    Returns None when either set is empty. Vectorised: O((n+m) log(n+m)).
-    """
-    pos = np.sort(np.asarray(nr30_scores, dtype=float))
-    neg = np.sort(np.asarray(drh_scores, dtype=float))
-    if pos.size == 0 or neg.size == 0:
-        return None
-    cand = np.unique(np.concatenate(([-np.inf], pos, neg)))
-    tpr = (pos.size - np.searchsorted(pos, cand, side="right")) / pos.size
-    fpr = (neg.size - np.searchsorted(neg, cand, side="right")) / neg.size
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(fpr > 0, tpr / np.where(fpr > 0, fpr, 1.0), np.where(tpr > 0, np.inf, -1.0))
-    best = np.lexsort((tpr, ratio))[-1]  # primary key ratio, then TPR
-    r = float(ratio[best])
-    return ThresholdChoice(float(cand[best]), float(tpr[best]), float(fpr[best]), None if r < 0 else r)
-
-
-# --- Cohen's d -------------------------------------------------------------------------
-
-
-def cohens_d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cohen's d of each column, (mean_a − mean_b) / pooled SD (ddof = 1), NaNs ignored.
-
-    Pooled SD = √(((n_a−1)s_a² + (n_b−1)s_b²) / (n_a+n_b−2)). A column with
-    fewer than 2 values on either side or zero pooled SD gives NaN.
-    Accepts 1-D arrays (one feature) or 2-D (days × features).
-    """
-    a2 = np.asarray(a, dtype=float).reshape(len(a), -1)
-    b2 = np.asarray(b, dtype=float).reshape(len(b), -1)
-    na, nb = np.sum(~np.isnan(a2), axis=0), np.sum(~np.isnan(b2), axis=0)
-    ok = (na >= 2) & (nb >= 2)
-    out = np.full(a2.shape[1], np.nan)
-    if not ok.any():
-        return out if np.ndim(a) > 1 else out[0]
-    a2, b2, na, nb = a2[:, ok], b2[:, ok], na[ok], nb[ok]
-    ma, mb = np.nanmean(a2, axis=0), np.nanmean(b2, axis=0)
-    va, vb = np.nanvar(a2, axis=0, ddof=1), np.nanvar(b2, axis=0, ddof=1)
-    sd = np.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out[ok] = np.where(sd > 0, (ma - mb) / sd, np.nan)
-    return out if np.ndim(a) > 1 else out[0]
-
 
 # --- Monte Carlo protocol --------------------------------------------------------------
 
@@ -348,3 +227,179 @@ def streaming_rates(cohort: CohortDays) -> tuple[list[Confusion], np.ndarray, tu
     drh = ~cohort.nr30
     return conf, rate, (int(drh.sum()), int((cohort.flagged & drh).sum()))
 
+
+
+# --- the command ------------------------------------------------------------------------
+
+
+@dataclass
+class ParticipantRow:
+    """One participant's result. In the Adler protocol the day counts are test days pooled over iterations."""
+
+    participant: str
+    relapses: int
+    days: int
+    conf: Confusion
+    threshold: float | None = None
+    threshold_source: str = ""
+
+
+@dataclass
+class EvaluationResult:
+    """Everything ``phenoflow evaluate`` reports; ``to_markdown()`` renders it."""
+
+    protocol: str
+    model: str
+    iterations: int
+    seed: int
+    participants: list[ParticipantRow]
+    days: int
+    excluded_calibrating: int
+    rate_by_day: np.ndarray
+    drh_rate: tuple[int, int]
+    comparison: list[Any] = field(default_factory=list)
+    explanations: list[Any] = field(default_factory=list)
+    trajectories: list[Any] = field(default_factory=list)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def sensitivity(self) -> Spread:
+        return Spread.of([r.conf.sensitivity for r in self.participants])
+
+    @property
+    def specificity(self) -> Spread:
+        return Spread.of([r.conf.specificity for r in self.participants])
+
+    @property
+    def tpr_fpr(self) -> Spread:
+        return Spread.of([r.conf.tpr_fpr for r in self.participants])
+
+    @property
+    def pooled(self) -> Confusion:
+        return sum((r.conf for r in self.participants), Confusion())
+
+    def to_markdown(self) -> str:
+        from phenoflow.report import evaluation_markdown
+
+        return evaluation_markdown(self)
+
+
+def _explain_table(out: Path, cohort: CohortDays, wanted: set[str], tables: dict[str, FeatureTable | None], notes: list[str]) -> FeatureTable | None:
+    """Rhythm statistics (else hourly features) of the participants to explain."""
+    for kind in ("rhythm", "hourly"):
+        table = tables[kind] if kind in tables else load_feature_table(out, kind, cohort, notes, wanted)  # type: ignore[arg-type]
+        if table is not None and table.names:
+            return table
+    notes.append("no rhythm.daily or features.hourly dump: no feature explanations or trajectories")
+    return None
+
+
+def evaluate_dir(
+    dir: Path,
+    *,
+    outputs: Path | None = None,
+    protocol: Literal["streaming", "adler"] = "streaming",
+    iterations: int = 100,
+    seed: int = 0,
+    thresholds_out: Path | None = None,
+    report: Path | None = None,
+    compare: Sequence[str] | str | None = None,
+    compare_iterations: int = 10,
+    fractions: SplitFractions = SplitFractions(),
+) -> EvaluationResult:
+    """Evaluate emitted anomaly flags against ``DIR/labels.csv`` (see module doc and docs/evaluation.md).
+
+    ``protocol="streaming"`` counts the published events on every evaluated
+    day; ``"adler"`` runs :func:`run_protocol` on ``iterations`` Monte Carlo
+    splits of the published scores and can write the fitted thresholds
+    (``thresholds_out``: JSON {participant: τ}, the file the scoring stage
+    loads). ``compare`` (model names, see :mod:`phenoflow.compare`) adds the
+    model comparison on ``compare_iterations`` shared splits. ``report`` is an
+    HTML file (Markdown and CSV files are written beside it) or a folder.
+    """
+    from phenoflow.compare import compare_models, parse_models
+    from phenoflow.evaluate_explain import daily_matrix, explain, trajectories
+
+    t0 = time.perf_counter()
+    if protocol not in ("streaming", "adler"):
+        raise UserError(f"unknown protocol {protocol!r} — use streaming or adler")
+    if iterations < 1 or compare_iterations < 1:
+        raise UserError("iterations must be ≥ 1 — pass e.g. --iterations 100")
+    if thresholds_out is not None and protocol != "adler":
+        raise UserError("thresholds are fitted by the Monte Carlo protocol — add --protocol adler")
+    models = parse_models(compare) if compare else []
+    out = resolve_outputs(dir, outputs)
+    cohort = load_cohort(out, read_labels(Path(dir) / "labels.csv"))
+    notes = list(cohort.notes)
+    n_p = len(cohort.participants)
+    need = max(iterations if protocol == "adler" else 0, compare_iterations if models else 0)
+    roles = make_splits(cohort, need, seed, fractions) if need else None
+    pid_of_day = np.repeat(np.arange(n_p), np.diff(cohort.starts))
+    if protocol == "streaming":
+        conf, rate, drh = streaming_rates(cohort)
+        flagged, threshold = cohort.flagged, cohort.threshold
+        taus: dict[str, float] = {}
+        sources = ["streaming"] * n_p
+    else:
+        res = run_protocol(cohort, roles[:iterations], lambda i: cohort.score)  # type: ignore[index]
+        conf, rate, drh = res.confusion, res.rate_counts, res.drh_rate
+        fitted = res.thresholds()
+        taus = {cohort.participants[p]: t for p, t in fitted.items()}
+        per_p = np.array([fitted.get(p, np.nan) for p in range(n_p)])
+        threshold = per_p[pid_of_day]
+        flagged = cohort.score > np.nan_to_num(threshold, nan=np.inf)
+        sources = ["fitted" if res.fitted[p] >= 0.5 else "cohort quantile" for p in range(n_p)]
+    rows = [
+        ParticipantRow(
+            pid,
+            int(cohort.relapses[pid].size),
+            int(cohort.starts[p + 1] - cohort.starts[p]),
+            conf[p],
+            taus.get(pid) if protocol == "adler" else None,
+            sources[p],
+        )
+        for p, pid in enumerate(cohort.participants)
+    ]
+    tables: dict[str, FeatureTable | None] = {}
+    for inp in sorted({i for k, i in models if k != "emitted"}):
+        tables[inp] = load_feature_table(out, inp, cohort, notes)  # type: ignore[arg-type]
+    comparison = compare_models(cohort, roles[:compare_iterations], models, tables, seed) if models else []  # type: ignore[index]
+    wanted = {pid for pid in cohort.participants if cohort.relapses[pid].size}
+    table = _explain_table(out, cohort, wanted, tables, notes)
+    daily = daily_matrix(table, cohort.day.size) if table is not None else None
+    names = table.names if table is not None else []
+    expl = explain(cohort, flagged, daily, names) if daily is not None else []
+    trajs = trajectories(cohort, flagged, threshold, daily, names, expl)
+    if thresholds_out is not None:
+        Path(thresholds_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(thresholds_out).write_text(json.dumps(dict(sorted(taus.items())), indent=1) + "\n")
+        missing = n_p - len(taus)
+        if missing:
+            notes.append(f"{missing} participant(s) got no threshold (too few days); the scorer keeps its own for them")
+    result = EvaluationResult(
+        protocol=protocol,
+        model=cohort.model,
+        iterations=iterations if protocol == "adler" else 0,
+        seed=seed,
+        participants=rows,
+        days=int(cohort.day.size),
+        excluded_calibrating=cohort.excluded_calibrating,
+        rate_by_day=rate,
+        drh_rate=drh,
+        comparison=comparison,
+        explanations=expl,
+        trajectories=trajs,
+        thresholds=taus,
+        notes=notes,
+    )
+    if thresholds_out is not None:
+        result.files.append(Path(thresholds_out))
+    result.seconds = time.perf_counter() - t0
+    if report is not None:
+        from phenoflow.report import write_evaluation_report
+
+        result.files += write_evaluation_report(result, Path(report))
+    return result

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phenoflow.evaluate import cohens_d
+from phenoflow.evaluate_metrics import cohens_d
 from phenoflow.evaluate_io import CohortDays, FeatureTable
 
 

@@ -291,13 +291,17 @@ class FeatureTable:
     """Feature rows of cohort days: one per day (rhythm) or per hour (hourly).
 
     ``X`` holds raw values (NaN = null), ``row_day`` the cohort row of each
-    feature row; rows are ordered by cohort row (participant, day).
+    feature row; rows are ordered by cohort row (participant, day), hours by
+    time. Hourly tables also keep ``meta`` arrays ``hour_start``,
+    ``utc_offset_min``, ``local_hour``, ``weekday``, ``filled`` so that contract
+    records can be rebuilt for model code that takes records.
     """
 
     kind: Literal["rhythm", "hourly"]
     names: list[str]
     X: np.ndarray
     row_day: np.ndarray
+    meta: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def load_feature_table(
@@ -319,26 +323,37 @@ def load_feature_table(
     index = cohort.index()
     names: dict[str, int] = {}
     key_cache: tuple[tuple[str, ...], np.ndarray] = ((), np.empty(0, dtype=np.int64))
-    latest: dict[tuple, tuple[int, np.ndarray, np.ndarray]] = {}
+    latest: dict[tuple, tuple[int, float, np.ndarray, np.ndarray, tuple]] = {}
     for ev in read_dump(path, topic, notes, participants):
         if kind == "rhythm":
             d = np.datetime64(ev.day, "D")
             uniq: tuple = (ev.participant, ev.day)
+            meta: tuple = ()
+            order_key = 0.0
         else:
             local = ev.hour_start + 60.0 * (ev.utc_offset_min or 0)
             d = np.datetime64(int(local // 86400), "D")
             uniq = (ev.participant, ev.hour_start)
+            meta = (ev.hour_start, ev.utc_offset_min or 0, ev.local_hour, ev.weekday, ev.filled)
+            order_key = ev.hour_start
         row = index.get((ev.participant, d))
         if row is None:
             continue
         keys = tuple(ev.features)
         if keys != key_cache[0]:
             key_cache = (keys, np.array([names.setdefault(k, len(names)) for k in keys], dtype=np.int64))
-        latest[uniq] = (row, key_cache[1], np.array(list(ev.features.values()), dtype=float))
-    items = sorted(latest.values(), key=lambda t: t[0])
+        latest[uniq] = (row, order_key, key_cache[1], np.array(list(ev.features.values()), dtype=float), meta)
+    items = sorted(latest.values(), key=lambda t: (t[0], t[1]))
     X = np.full((len(items), len(names)), np.nan, dtype=np.float32)
-    for i, (_, idx, vals) in enumerate(items):
+    for i, (_, _, idx, vals, _) in enumerate(items):
         X[i, idx] = vals
+    metas: dict[str, np.ndarray] = {}
+    if kind == "hourly" and items:
+        cols_meta = list(zip(*(t[4] for t in items)))
+        for name, values, dtype in zip(
+            ("hour_start", "utc_offset_min", "local_hour", "weekday", "filled"), cols_meta, (float, int, int, int, float)
+        ):
+            metas[name] = np.array(values, dtype=dtype)
     order = sorted(names, key=names.get)  # type: ignore[arg-type]
     cols = np.argsort(order)
     return FeatureTable(
@@ -346,4 +361,5 @@ def load_feature_table(
         names=sorted(names),
         X=X[:, cols] if len(names) else X,
         row_day=np.array([t[0] for t in items], dtype=np.int64),
+        meta=metas,
     )

@@ -88,7 +88,7 @@ def _mobility(truth: ParticipantTruth, days: int, weekday0: int, onset: np.ndarr
     leisure outings go to the leisure places (Zipf-weighted). Every outing
     returns home. Trips take distance / (18–30 km/h) + 4 min and bend sideways
     so repeated trips do not trace one line. Collapsed mobility (signature)
-    cuts the chance of each outing.
+    cuts the chance and the length of each outing.
     """
     places = truth.places
     place = np.zeros(M, dtype=np.int8)
@@ -118,20 +118,20 @@ def _mobility(truth: ParticipantTruth, days: int, weekday0: int, onset: np.ndarr
         t = up + int(rng.uniform(30, 100))
         s = mob_sig[d]
         outings: list[tuple[int, float]] = []
-        if truth.has_work and weekday < 5 and rng.random() < 0.92 * max(0.1, 1 - 0.7 * s):
+        if truth.has_work and weekday < 5 and rng.random() < 0.92 * max(0.05, 1 - 0.9 * s):
             hours = rng.normal(8.5, 0.6) if truth.employment == "employed" else rng.normal(6.0, 1.2)
             outings.append((1, max(2.0, hours) * 60))
         if leisure:
             lam = truth.outings_per_day * (0.5 if outings else 1.0) * (1.2 if weekday >= 5 else 1.0)
-            for _ in range(int(rng.poisson(lam * max(0.05, 1 - 0.85 * s)))):
+            for _ in range(int(rng.poisson(lam * max(0.02, 1 - 0.95 * s)))):
                 p = leisure[int(rng.choice(len(leisure), p=truth.leisure_p))]
-                outings.append((p, rng.uniform(40, 180)))
+                outings.append((p, rng.uniform(30, 240)))
         for p, stay in outings:
             travel = int(dist_km[p] / rng.uniform(18, 30) * 60) + 4
             t += int(rng.uniform(0, 90)) if p != 1 else 0
             if t + 2 * travel + 30 > bed:
                 break
-            stay_min = int(min(stay, bed - t - 2 * travel))
+            stay_min = int(min(stay * max(0.3, 1 - 0.6 * s), bed - t - 2 * travel))
             arrive, leave = t + travel, t + travel + stay_min
             trip(t, arrive, 0, p)
             a, b = max(arrive, 0), min(leave, M)

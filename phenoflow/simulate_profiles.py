@@ -237,7 +237,7 @@ def draw_participant(
         calls_per_day=float(rng.lognormal(math.log(3.0), 0.45)),
         sms_per_day=float(rng.lognormal(math.log(8.0), 0.5)),
         conversations_per_day=float(rng.lognormal(math.log(6.0), 0.35)),
-        outings_per_day=float(rng.uniform(0.6, 1.4)),
+        outings_per_day=float(rng.uniform(1.0, 2.2)),
         call_direction_p=tuple(rng.dirichlet([8, 7, 3.5, 1, 0.5]).tolist()),
         contacts=contacts,
         leisure_p=leisure_p,

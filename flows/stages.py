@@ -1,0 +1,121 @@
+"""Stage builders: each wraps pure operators from ``phenoflow.operators`` into Bytewax steps.
+
+Per-participant state lives in ``op.stateful`` steps keyed by participant id;
+the state objects are the operators' own classes (picklable, so Bytewax
+recovery snapshots them as they are). ``on_eof`` flushes open windows, which
+is what ``run --until-end`` relies on to close the last hours and days.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Generic, Iterable, Optional, Tuple, TypeVar
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream
+from bytewax.operators import StatefulLogic
+
+from phenoflow.config import Settings
+from phenoflow.contract import DeadLetter, Event, HourlyFeatures, RhythmDaily
+from phenoflow.flows.wiring import late_letter
+from phenoflow.operators.hourly import STREAMS, HourlyAggregator, HourlyConfig
+from phenoflow.operators.rhythm_daily import RhythmState
+
+#: Messages per partition per source poll. Smaller than Bytewax's 1,000 so the
+#: topics of one participant (read partition by partition) stay within a few
+#: hours of event time of each other during fast replays; see docs/hourly.md.
+SOURCE_BATCH = 250
+
+S = TypeVar("S")
+
+
+class OperatorLogic(StatefulLogic[Any, Any, Any], Generic[S]):
+    """Bytewax adapter for an operator state with ``update(x)`` and ``flush()``.
+
+    ``emit`` turns what ``update`` returned into output items.
+    """
+
+    def __init__(self, state: S, emit: Callable[[Any, Any], Iterable[Any]] | None = None) -> None:
+        self.state = state
+        self.emit = emit or (lambda _item, result: result)
+
+    def on_item(self, value: Any) -> Tuple[Iterable[Any], bool]:
+        return list(self.emit(value, self.state.update(value))), StatefulLogic.RETAIN  # type: ignore[attr-defined]
+
+    def on_eof(self) -> Tuple[Iterable[Any], bool]:
+        return list(self.state.flush()), StatefulLogic.RETAIN  # type: ignore[attr-defined]
+
+    def snapshot(self) -> S:
+        # Bytewax requires an immutable snapshot; the state keeps changing after this.
+        return copy.deepcopy(self.state)
+
+
+def _participant(e: Event) -> str:
+    return e.participant
+
+
+def hourly_config(settings: Settings) -> HourlyConfig:
+    return HourlyConfig(
+        allowed_lateness_s=settings.allowed_lateness_s,
+        idle_timeout_s=settings.idle_timeout_s,
+        place_eps_m=settings.place_eps_m,
+        place_min_samples=settings.place_min_samples,
+    )
+
+
+def hourly_stage(raw: Stream[Event], settings: Settings) -> tuple[Stream[HourlyFeatures], Stream[DeadLetter]]:
+    """raw events → (features.hourly records, late events as dead letters)."""
+    config = hourly_config(settings)
+
+    def emit(event: Event, step: Any) -> list[Any]:
+        out: list[Any] = list(step.records)
+        for ev in step.late:
+            short = f"raw.{STREAMS[type(ev)]}"
+            out.append(late_letter(short, ev, f"event time older than this participant's watermark "
+                                              f"(allowed lateness {config.allowed_lateness_s:.0f} s); "
+                                              "its hour was already emitted"))
+        return out
+
+    def build(resume: Optional[HourlyAggregator]) -> OperatorLogic[HourlyAggregator]:
+        return OperatorLogic(resume if resume is not None else HourlyAggregator(config=config), emit)
+
+    keyed = op.key_on("hourly_key", raw, _participant)
+    out = op.key_rm("hourly_unkey", op.stateful("hourly", keyed, build))
+    records = op.filter("hourly_records", out, lambda x: isinstance(x, HourlyFeatures))
+    late = op.filter("hourly_late", out, lambda x: isinstance(x, DeadLetter))
+    return records, late
+
+
+def rhythm_stage(hourly: Stream[HourlyFeatures], settings: Settings) -> Stream[RhythmDaily]:
+    """features.hourly records → rhythm.daily records (one per participant-day)."""
+
+    def build(resume: Optional[RhythmState]) -> OperatorLogic[RhythmState]:
+        if resume is not None:
+            return OperatorLogic(resume)
+        return OperatorLogic(_LazyRhythm(settings.rhythm_min_coverage))
+
+    keyed = op.key_on("rhythm_key", hourly, _participant)
+    return op.key_rm("rhythm_unkey", op.stateful("rhythm", keyed, build))
+
+
+class _LazyRhythm:
+    """RhythmState needs the participant id; create it on the first record."""
+
+    def __init__(self, min_coverage: float) -> None:
+        self.min_coverage = min_coverage
+        self.inner: RhythmState | None = None
+
+    def update(self, record: HourlyFeatures) -> list[RhythmDaily]:
+        if self.inner is None:
+            self.inner = RhythmState(record.participant, min_coverage=self.min_coverage)
+        return self.inner.update(record)
+
+    def flush(self) -> list[RhythmDaily]:
+        return [] if self.inner is None else self.inner.flush()
+
+
+def score_stage(rhythm: Stream[RhythmDaily], surveys: Stream[Event], settings: Settings) -> dict[str, Stream[Any]]:
+    """rhythm.daily (+ raw.survey) → scores.daily, events.anomaly, events.stepup."""
+    from phenoflow.flows.scoring import score_streams
+
+    return score_streams(rhythm, surveys, settings)

@@ -1,0 +1,220 @@
+"""Per-participant calibration: shrunk Σ, Mahalanobis score, LOO threshold, contributors, state."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import mahalanobis
+from sklearn.covariance import ledoit_wolf
+
+from phenoflow.errors import UserError
+from phenoflow.operators import calibration
+from phenoflow.operators.calibration import (
+    CalibrationConfig,
+    ErrorSpace,
+    ParticipantScorer,
+    load_thresholds,
+)
+from phenoflow.operators.event_ids import anomaly_event_id
+
+P, GROUP = 30, 3  # 30 features in 10 groups of 3
+NAMES = tuple(f"mod{i // GROUP}.stat.w{2 * (i % GROUP) + 2}" for i in range(P))
+
+
+def space(model_id: str = "test@000000000001") -> ErrorSpace:
+    return ErrorSpace(model_id, NAMES, np.arange(P) // GROUP, tuple(f"mod{g}.stat" for g in range(P // GROUP)))
+
+
+def days(n: int) -> list[str]:
+    return [(date(2024, 1, 1) + timedelta(days=i)).isoformat() for i in range(n)]
+
+
+def errors(n: int, seed: int = 0, rows: int | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    shape = (n, P) if rows is None else (n, rows, P)
+    scale = np.linspace(0.5, 2.0, P)  # heterogeneous error scales
+    return np.abs(rng.normal(size=shape)) * scale
+
+
+def group_means(E: np.ndarray) -> np.ndarray:
+    """Independent group reduction: a plain loop over groups."""
+    E = np.atleast_2d(E)
+    return np.stack([E[:, g * GROUP : (g + 1) * GROUP].mean(axis=1) for g in range(P // GROUP)], axis=1)
+
+
+def shrunk_sigma(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Independent (μ, Σ): correlation shrunk by sklearn's ledoit_wolf, rescaled by the SDs."""
+    mu, sd = G.mean(axis=0), G.std(axis=0)
+    R = ledoit_wolf((G - mu) / sd, assume_centered=True)[0]
+    return mu, R * np.outer(sd, sd)
+
+
+def calibrated(n_cal: int = 14, seed: int = 0, **cfg: object) -> tuple[ParticipantScorer, np.ndarray]:
+    sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=n_cal, **cfg))  # type: ignore[arg-type]
+    E = errors(n_cal, seed)
+    for d, e in zip(days(n_cal), E):
+        sc.update(d, e)
+    return sc, E
+
+
+def test_group_reduction_matches_a_loop() -> None:
+    E = errors(5)
+    assert np.allclose(space().reduce(E), group_means(E))
+    assert np.allclose(space().reduce(E[0]), group_means(E[0])[0])
+    with pytest.raises(ValueError):
+        ErrorSpace("bad@1", ("a", "b"), np.array([0, 2]), ("g0", "g1", "g2"))
+
+
+def test_shrunk_covariance_and_mahalanobis_match_scipy() -> None:
+    sc, E = calibrated()
+    mu, sigma = shrunk_sigma(group_means(E))
+    assert np.allclose(sc.mu, mu, rtol=1e-12, atol=1e-12)
+    assert np.allclose(sc.covariance, sigma, rtol=1e-8, atol=1e-12)
+    # with 14 days and 10 dims the sample covariance is poorly conditioned; the shrunk one is fine
+    assert np.linalg.cond(sigma) < 1e4
+    for e in errors(5, seed=9):
+        g = group_means(e)[0]
+        want = mahalanobis(g, mu, np.linalg.inv(sigma))
+        assert sc.distances(e)[0] == pytest.approx(want, rel=1e-9)
+
+
+def test_fixed_shrinkage_option() -> None:
+    sc, E = calibrated(shrinkage=0.5)
+    G = group_means(E)
+    mu, sd = G.mean(axis=0), G.std(axis=0)
+    Z = (G - mu) / sd
+    S = Z.T @ Z / len(Z)
+    R = 0.5 * S + 0.5 * np.trace(S) / S.shape[0] * np.eye(S.shape[0])
+    assert np.allclose(sc.covariance, R * np.outer(sd, sd), rtol=1e-8)
+
+
+def test_threshold_is_quantile_of_leave_one_out_scores() -> None:
+    sc, E = calibrated()
+    G = group_means(E)
+    loo = []
+    for i in range(len(G)):
+        mu, sigma = shrunk_sigma(np.delete(G, i, axis=0))
+        loo.append(mahalanobis(G[i], mu, np.linalg.inv(sigma)))
+    assert np.allclose(sc.calibration_scores, loo, rtol=1e-9)
+    assert sc.threshold == pytest.approx(float(np.quantile(loo, 0.9)), rel=1e-12)
+
+
+def test_no_score_and_no_anomaly_while_calibrating() -> None:
+    sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=5))
+    huge = errors(5) * 1000
+    for i, (d, e) in enumerate(zip(days(5), huge)):
+        out = sc.update(d, e, 60)
+        assert out.score.calibrating and out.score.score is None and out.score.threshold is None
+        assert out.anomaly is None and out.stepup is None
+        assert out.score.day == d and out.score.utc_offset_min == 60 and out.score.model == sc.model
+    out = sc.update(days(6)[-1], huge[0])
+    assert not out.score.calibrating and out.score.threshold is not None and out.score.score is not None
+
+
+def test_anomaly_event_and_contributors() -> None:
+    sc, E = calibrated()
+    e = E.mean(axis=0) - 0.01 * E.std(axis=0)  # every feature slightly better than usual...
+    e[[4, 17, 25]] += np.array([30.0, 20.0, 10.0])  # ...but three with big errors
+    out = sc.update("2024-02-01", e, -120)
+    assert out.anomaly is not None and out.score.score is not None
+    assert out.score.score > out.score.threshold
+    a = out.anomaly
+    assert a.event_id == anomaly_event_id("p1", "2024-02-01", sc.model)
+    assert (a.score, a.threshold, a.day, a.utc_offset_min) == (out.score.score, sc.threshold, "2024-02-01", -120)
+    z = (e - E.mean(axis=0)) / E.std(axis=0)  # independent per-feature z
+    want = [NAMES[i] for i in np.argsort(-z, kind="stable")[:5] if z[i] > 0]
+    assert [c.feature for c in a.contributors] == want
+    # only features with z > 0 contribute, largest first
+    assert [c.feature for c in a.contributors] == [NAMES[4], NAMES[17], NAMES[25]]
+    assert np.allclose([c.z for c in a.contributors], np.sort(z)[::-1][:3], rtol=1e-5)
+    # an ordinary day is not anomalous
+    assert sc.update("2024-02-02", E.mean(axis=0)).anomaly is None
+
+
+def test_hourly_errors_average_hourly_distances() -> None:
+    sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=4))
+    E = errors(4, rows=24)
+    for d, e in zip(days(4), E):
+        sc.update(d, e)
+    mu, sigma = shrunk_sigma(group_means(E.reshape(-1, P)))
+    assert np.allclose(sc.covariance, sigma, rtol=1e-8)
+    new = errors(1, seed=5, rows=24)[0]
+    want = np.mean([mahalanobis(g, mu, np.linalg.inv(sigma)) for g in group_means(new)])
+    out = sc.update("2024-02-01", new)
+    assert out.score.score == pytest.approx(want, rel=1e-9)
+
+
+def test_threshold_override_and_thresholds_file(tmp_path: Path) -> None:
+    sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=3), threshold=1e9)
+    for d, e in zip(days(3), errors(3)):
+        sc.update(d, e)
+    assert sc.threshold == 1e9
+    assert sc.update("2024-02-01", errors(1)[0] * 50).anomaly is None
+    f = tmp_path / "t.json"
+    f.write_text(json.dumps({"p1": 2.5, "p2": 3}))
+    assert load_thresholds(f) == {"p1": 2.5, "p2": 3.0}
+    with pytest.raises(UserError, match="not found"):
+        load_thresholds(tmp_path / "missing.json")
+    f.write_text("{nope")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_thresholds(f)
+    f.write_text(json.dumps({"p1": "high"}))
+    with pytest.raises(UserError, match="participant"):
+        load_thresholds(f)
+
+
+def test_days_without_enough_data_are_not_scored_or_learned() -> None:
+    sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=3, min_observed=0.75))
+    E = errors(6)
+    ds = days(6)
+    assert sc.update(ds[0], E[0], observed=0.5).score.score is None
+    assert sc.update(ds[1], None).score.score is None
+    bad = E[2].copy()
+    bad[0] = np.nan
+    assert sc.update(ds[2], bad).score.score is None
+    assert sc.calibrating and len(sc.calibration_rows) == 0
+    for d, e in zip(ds[3:], E[3:]):
+        sc.update(d, e, observed=0.8)
+    assert not sc.calibrating
+
+
+def test_pickle_round_trip_continues_identically_and_is_small() -> None:
+    sc = ParticipantScorer("p1", space("pickle@1"), CalibrationConfig(calibration_days=14))
+    E = errors(40, seed=3)
+    E[30:] *= 3  # a deterioration, so anomalies and passive step-ups happen
+    ds = days(40)
+    for d, e in zip(ds[:8], E[:8]):
+        sc.update(d, e)
+    clone = pickle.loads(pickle.dumps(sc))  # mid-calibration
+    a = [sc.update(d, e) for d, e in zip(ds[8:], E[8:])]
+    b = [clone.update(d, e) for d, e in zip(ds[8:], E[8:])]
+    assert a == b
+    assert any(o.anomaly for o in a) and any(o.stepup for o in a)
+    blob = pickle.dumps(sc)
+    assert NAMES[0].encode() not in blob  # feature names live in the shared ErrorSpace
+    assert len(blob) < 8_000
+    restored = pickle.loads(blob)
+    assert restored.update("2024-03-01", E[35]) == sc.update("2024-03-01", E[35])
+
+
+def test_restored_scorer_needs_its_model_loaded() -> None:
+    sc = ParticipantScorer("p1", space("gone@1"), CalibrationConfig(calibration_days=3))
+    blob = pickle.dumps(sc)
+    calibration._SPACES.pop("gone@1")
+    restored = pickle.loads(blob)
+    with pytest.raises(UserError, match="not loaded"):
+        restored.update(days(1)[0], errors(1)[0])
+
+
+def test_replayed_day_is_not_learned_twice() -> None:
+    sc, E = calibrated(n_cal=3)
+    first = sc.update("2024-02-01", E[0] * 10)
+    again = sc.update("2024-02-01", E[0] * 10)
+    assert first.score == again.score and first.anomaly == again.anomaly
+    assert again.stepup is None
+    assert len(sc.risk._days) == 1
