@@ -53,7 +53,9 @@ def subscribe(
     c = kafka_io.consumer(settings, group=group)
     summary = SubscribeSummary()
     t0 = time.monotonic()
-    last: float | None = None  # the idle clock starts once the first fetch returned
+    # The idle clock starts at the first fetch answer (a message or a partition's EOF):
+    # connecting can take longer than a short --timeout.
+    last: float | None = None
     try:
         if group is None:
             kafka_io.assign_all(c, full, partitions, offset)
@@ -64,6 +66,8 @@ def subscribe(
             batch = c.consume(want, timeout=0.2)
             now = time.monotonic()
             got = 0
+            if batch and last is None:
+                last = now
             for msg in batch:
                 err = msg.error()
                 if err is not None:
@@ -78,11 +82,11 @@ def subscribe(
                 summary.messages += 1
                 summary.per_partition[msg.partition()] += 1
                 got += 1
-            if got or last is None:
+            if got:
                 last = now
-                if got and on_message:
+                if on_message:
                     on_message(got)
-            elif timeout is not None and now - last >= timeout:
+            elif timeout is not None and now - (t0 + 10.0 if last is None else last) >= timeout:
                 break
     except KeyboardInterrupt:
         pass

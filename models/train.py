@@ -47,7 +47,8 @@ NEAR_RELAPSE_DAYS = 30
 #: Default rhythm windows kept as model inputs (days); see README "Inputs" for why.
 DEFAULT_WINDOWS: tuple[int, ...] = (2, 6, 14)
 _WINDOW = re.compile(r"\.w(\d+)$")
-_NUMERIC_PARAM = re.compile(r"\.\d+(?:\.\d+)?$")
+_PARAM = re.compile(r"\.(?:tau)?\d+(?:\.\d+)?$")  # sample-entropy scale or a bare number
+_POWER = re.compile(r"^(.*)\.power\.p(\d+(?:\.\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -110,16 +111,23 @@ def is_near_relapse(day: date, relapses: Iterable[date], days: int = NEAR_RELAPS
 
 
 def error_group(name: str, input_kind: str) -> str:
-    """Error group of a feature: a rhythm statistic across its windows and numeric parameters.
+    """Error group of a feature: one rhythm statistic across windows and parameters.
 
-    ``accel.periodogram.24.w14`` → ``accel.periodogram``; hourly features are their
-    own group.
+    ``accel_mean.sampen.tau3.w14`` → ``accel_mean.sampen``; periodogram powers are
+    grouped by band — ultradian (P < 20 h), circadian (20–28 h), infradian
+    (> 28 h): ``accel_mean.power.p22.w6`` → ``accel_mean.power.circadian``. Hourly
+    features are their own group.
     """
     if input_kind != "rhythm":
         return name
     base = _WINDOW.sub("", name)
+    power = _POWER.match(base)
+    if power is not None:
+        period = float(power.group(2))
+        band = "ultradian" if period < 20 else "circadian" if period <= 28 else "infradian"
+        return f"{power.group(1)}.power.{band}"
     while True:
-        stripped = _NUMERIC_PARAM.sub("", base)
+        stripped = _PARAM.sub("", base)
         if stripped == base or not stripped:
             return base
         base = stripped
@@ -148,7 +156,8 @@ def fit_feature_spec(
 
     Drops features missing in more than ``max_null_frac`` of the rows and
     near-constant ones (SD ≤ 1e-9·max(1, |mean|)); flags non-negative features
-    with skewness > ``log_skew`` for log1p. Returns (spec, n mostly null, n constant).
+    with skewness > ``log_skew`` for log1p; orders the inputs by error group.
+    Returns (spec, n mostly null, n constant).
     """
     from scipy.stats import skew
 
@@ -178,13 +187,15 @@ def fit_feature_spec(
     group_of = [error_group(n, input_kind) for n in final]
     group_names = tuple(dict.fromkeys(group_of))  # first-seen order (names are sorted)
     index = {g: i for i, g in enumerate(group_names)}
+    # Inputs ordered by group, so each group is one contiguous run (a cheap reduction).
+    order = sorted(range(len(final)), key=lambda i: (index[group_of[i]], final[i]))
     spec = FeatureSpec(
-        names=tuple(final),
-        mean=mean[varying],
-        sd=sd[varying],
-        log=log[varying],
+        names=tuple(final[i] for i in order),
+        mean=mean[varying][order],
+        sd=sd[varying][order],
+        log=log[varying][order],
         clip=clip,
-        groups=np.array([index[g] for g in group_of], dtype=np.int64),
+        groups=np.array([index[group_of[i]] for i in order], dtype=np.int64),
         group_names=group_names,
     )
     return spec, n_null, n_const
@@ -354,7 +365,7 @@ def rhythm_from_hourly(hourly: Iterable[Any]) -> list[Any]:
         pid = rec.participant
         state = states.get(pid)
         if state is None:
-            state = states[pid] = RhythmState()
+            state = states[pid] = RhythmState(pid)
         out.extend(state.update(rec))
     for state in states.values():
         out.extend(state.flush())

@@ -34,18 +34,23 @@ Scoring is deterministic: no randomness anywhere after training.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.covariance import ledoit_wolf_shrinkage, shrunk_covariance
+from scipy.linalg import solve_triangular
+from sklearn.covariance import ledoit_wolf_shrinkage
 
 from phenoflow.contract import AnomalyEvent, Contributor, ScoreDaily, StepUpEvent
 from phenoflow.errors import UserError
 from phenoflow.operators.event_ids import anomaly_event_id
 from phenoflow.operators.stepup import PassiveRisk, RiskTierConfig
+
+if TYPE_CHECKING:
+    from phenoflow.operators.scoring import DayErrors
 
 _SPACES: dict[str, ErrorSpace] = {}
 _SPACES_LOCK = threading.Lock()
@@ -82,8 +87,10 @@ class ErrorSpace:
         if (self._counts == 0).any():
             raise ValueError("every error group needs at least one feature")
         # Columns sorted by group so that np.add.reduceat sums each group's run.
-        self._perm = np.argsort(self.groups, kind="stable")
-        self._starts = np.searchsorted(self.groups[self._perm], np.arange(k))
+        # (phenoflow train orders features by group, so usually no permutation is needed).
+        perm = np.argsort(self.groups, kind="stable")
+        self._starts = np.searchsorted(self.groups[perm], np.arange(k))
+        self._perm = None if np.array_equal(perm, np.arange(perm.size)) else perm
         self._identity = k == len(self.feature_names) and bool(
             np.array_equal(self.groups, np.arange(k))
         )
@@ -104,8 +111,9 @@ class ErrorSpace:
         E = np.asarray(errors, dtype=np.float64)
         if self._identity:
             return E
-        sums = np.add.reduceat(E[..., self._perm], self._starts, axis=-1)
-        return sums / self._counts
+        if self._perm is not None:
+            E = E[..., self._perm]
+        return np.add.reduceat(E, self._starts, axis=-1) / self._counts
 
 
 def lookup_space(model_id: str) -> ErrorSpace:
@@ -150,22 +158,83 @@ class ScoreOutcome:
     stepup: StepUpEvent | None = None
 
 
+class ErrorModel:
+    """A fitted error distribution (μ, Σ) with Σ = D R D, R = c·I + b·ZᵀZ (shrunk correlation).
+
+    Stored compactly: with n calibration rows fewer than the k error dimensions
+    (rhythm models: 14 days, ~100 groups) R⁻¹ is kept in Woodbury form,
+    R⁻¹ = (I − WᵀW)/c with W (n × k), so the state is n·k instead of k² numbers
+    and a distance costs n·k multiplications; otherwise R⁻¹ is kept dense.
+    """
+
+    __slots__ = ("mu", "inv_sd", "c", "W", "R_inv")
+
+    def __init__(self, mu: np.ndarray, inv_sd: np.ndarray, c: float,
+                 W: np.ndarray | None, R_inv: np.ndarray | None) -> None:
+        self.mu, self.inv_sd, self.c, self.W, self.R_inv = mu, inv_sd, c, W, R_inv
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.mu, self.inv_sd, self.c, self.W, self.R_inv)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.mu, self.inv_sd, self.c, self.W, self.R_inv = state
+
+    def distances(self, rows: np.ndarray) -> np.ndarray:
+        """√((x−μ)ᵀ Σ⁻¹ (x−μ)) for each row x of ``rows`` ((n, k) or (k,))."""
+        Y = (np.atleast_2d(rows) - self.mu) * self.inv_sd
+        if self.R_inv is not None:
+            q = np.einsum("ij,ij->i", Y @ self.R_inv, Y)
+        else:
+            assert self.W is not None
+            WY = Y @ self.W.T
+            q = (np.einsum("ij,ij->i", Y, Y) - np.einsum("ij,ij->i", WY, WY)) / self.c
+        return np.sqrt(np.maximum(q, 0.0))
+
+    def distance(self, row: np.ndarray) -> float:
+        """The distance of one row (k,): the streaming hot path, without batch overhead."""
+        y = (row - self.mu) * self.inv_sd
+        if self.R_inv is not None:
+            q = float(y @ self.R_inv @ y)
+        else:
+            assert self.W is not None
+            wy = self.W @ y
+            q = float(y @ y - wy @ wy) / self.c
+        return math.sqrt(q) if q > 0.0 else 0.0
+
+    @property
+    def precision(self) -> np.ndarray:
+        """Σ⁻¹ as a dense k × k matrix (for inspection and tests)."""
+        if self.R_inv is not None:
+            R_inv = self.R_inv
+        else:
+            assert self.W is not None
+            R_inv = (np.eye(self.mu.size) - self.W.T @ self.W) / self.c
+        return R_inv * np.outer(self.inv_sd, self.inv_sd)
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """Σ as a dense k × k matrix."""
+        return np.linalg.inv(self.precision)
+
+
 def fit_error_model(
     rows: np.ndarray,
     *,
     shrinkage: float | None = None,
     sd_floor: float = 1e-3,
     min_shrinkage: float = 0.01,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fit (μ, Σ, Σ⁻¹) to error rows (n × k) with shrinkage toward the diagonal.
+) -> ErrorModel:
+    """Fit (μ, Σ) to error rows (n × k) with shrinkage toward the diagonal.
 
-    Rows are standardised by their SD (ddof=0, floored at ``sd_floor`` × median SD),
-    their covariance R is shrunk toward the scaled identity with the Ledoit–Wolf
-    weight (at least ``min_shrinkage``: with two rows every standardised column is
-    ±1, Ledoit–Wolf estimates weight 0 and R is singular) or a fixed weight, and
-    Σ = D R D with D = diag(SD).
+    Rows are standardised by their SD (ddof=0, floored at ``sd_floor`` × median SD)
+    to Z; their covariance S = ZᵀZ/n is shrunk toward the scaled identity,
+    R = (1−a)·S + a·(tr S / k)·I (``sklearn.covariance.shrunk_covariance``), with
+    the Ledoit–Wolf weight a (at least ``min_shrinkage``: with two rows every
+    standardised column is ±1, Ledoit–Wolf estimates a = 0 and R is singular) or
+    a fixed one; Σ = D R D with D = diag(SD).
     """
     rows = np.asarray(rows, dtype=np.float64)
+    n, k = rows.shape
     mu = rows.mean(axis=0)
     sd = rows.std(axis=0)
     med = float(np.median(sd)) if sd.size else 0.0
@@ -173,19 +242,20 @@ def fit_error_model(
     Z = (rows - mu) / sd
     if shrinkage is None:
         shrinkage = max(float(ledoit_wolf_shrinkage(Z, assume_centered=True)), min_shrinkage)
-    R = shrunk_covariance(Z.T @ Z / Z.shape[0], shrinkage=shrinkage)
-    cov = R * np.outer(sd, sd)
-    # Invert R (well conditioned after shrinkage), then scale: Σ⁻¹ = D⁻¹ R⁻¹ D⁻¹.
-    prec = np.linalg.inv(R) / np.outer(sd, sd)
-    prec = (prec + prec.T) / 2.0
-    return mu, cov, prec
-
-
-def mahalanobis_rows(rows: np.ndarray, mu: np.ndarray, prec: np.ndarray) -> np.ndarray:
-    """√((x−μ)ᵀ P (x−μ)) for each row x of ``rows`` (n × k), vectorised."""
-    D = np.atleast_2d(rows) - mu
-    q = np.einsum("ij,ij->i", D @ prec, D)
-    return np.sqrt(np.maximum(q, 0.0))
+    trace_mean = float(np.einsum("ij,ij->", Z, Z)) / (n * k)
+    if trace_mean <= 0.0:  # identical rows: no spread to learn, fall back to R = I
+        trace_mean, shrinkage = 1.0, 1.0
+    c = shrinkage * trace_mean
+    b = (1.0 - shrinkage) / n
+    if n < k:
+        # Woodbury: R⁻¹ = (I − (b/c)·Zᵀ(I + (b/c)·ZZᵀ)⁻¹Z)/c = (I − WᵀW)/c, W = √(b/c)·L⁻¹Z
+        M = np.eye(n) + (b / c) * (Z @ Z.T)
+        L = np.linalg.cholesky(M)
+        W = np.sqrt(b / c) * solve_triangular(L, Z, lower=True)
+        return ErrorModel(mu, 1.0 / sd, c, W, None)
+    R = b * (Z.T @ Z) + c * np.eye(k)
+    R_inv = np.linalg.inv(R)
+    return ErrorModel(mu, 1.0 / sd, c, None, (R_inv + R_inv.T) / 2.0)
 
 
 class ParticipantScorer:
@@ -197,9 +267,11 @@ class ParticipantScorer:
     :class:`ScoreOutcome`. ``errors=None`` (or ``observed`` < ``min_observed``)
     marks a day without enough data: score null, nothing learned, no event.
 
-    State after calibration: group μ (k), Σ⁻¹ (k × k), per-feature error mean/SD
-    (2p, float32), τ, the leave-one-out calibration scores and the passive risk
-    window. The model's feature names are not pickled (see :class:`ErrorSpace`).
+    State after calibration: the :class:`ErrorModel` (μ and SD per group, R⁻¹ in
+    Woodbury form: ≈ (n + 2)·k numbers), per-feature error mean/SD (2p, float32),
+    τ, the leave-one-out calibration scores and the passive risk window — about
+    20 kB for a rhythm model with ~100 error groups. The model's feature names are
+    not pickled (see :class:`ErrorSpace`).
     """
 
     def __init__(
@@ -217,8 +289,7 @@ class ParticipantScorer:
         self._space: ErrorSpace | None = space
         self.calibration_rows: list[np.ndarray] = []  # per day: (rows, k) group errors
         self.calibration_means: list[np.ndarray] = []  # per day: (p,) mean feature errors
-        self.mu: np.ndarray | None = None
-        self.precision: np.ndarray | None = None
+        self.error_model: ErrorModel | None = None
         self.feature_mu: np.ndarray | None = None
         self.feature_sd: np.ndarray | None = None
         self.threshold: float | None = None
@@ -244,42 +315,49 @@ class ParticipantScorer:
 
     @property
     def calibrating(self) -> bool:
-        return self.precision is None
+        return self.error_model is None
 
     @property
     def covariance(self) -> np.ndarray:
         """Σ (k × k) of the fitted error model."""
-        if self.precision is None:
+        if self.error_model is None:
             raise RuntimeError("still calibrating")
-        return np.linalg.inv(self.precision)
+        return self.error_model.covariance
 
     # --- scoring ---------------------------------------------------------------------
 
     def distances(self, errors: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each error row ((n, p) or (p,)) — calibrated scorers only."""
-        if self.mu is None or self.precision is None:
+        if self.error_model is None:
             raise RuntimeError("still calibrating")
-        G = self.space.reduce(np.atleast_2d(errors))
-        return mahalanobis_rows(G, self.mu, self.precision)
+        return self.error_model.distances(self.space.reduce(errors))
 
-    def score_day(self, errors: np.ndarray) -> float:
-        """The day's score: the distance (rhythm) or the mean of hourly distances (hourly)."""
-        return float(self.distances(errors).mean())
+    def score_day(self, errors: np.ndarray, grouped: np.ndarray | None = None) -> float:
+        """The day's score: the distance (rhythm) or the mean of hourly distances (hourly).
+
+        ``grouped`` are the group-mean errors if already computed for a whole batch
+        (``ErrorSpace.reduce`` on a batch is cheaper than per day).
+        """
+        if self.error_model is None:
+            raise RuntimeError("still calibrating")
+        G = self.space.reduce(errors) if grouped is None else grouped
+        if G.ndim == 1:
+            return self.error_model.distance(G)
+        return float(self.error_model.distances(G).mean())
 
     def _fit(self) -> None:
         c = self.config
         days = self.calibration_rows
         kw = {"shrinkage": c.shrinkage, "sd_floor": c.sd_floor, "min_shrinkage": c.min_shrinkage}
-        mu, _, prec = fit_error_model(np.vstack(days), **kw)
+        model = fit_error_model(np.vstack(days), **kw)
         loo = np.empty(len(days))
         for i in range(len(days)):
             rest = np.vstack(days[:i] + days[i + 1 :])
-            m_i, _, p_i = fit_error_model(rest, **kw)
-            loo[i] = mahalanobis_rows(days[i], m_i, p_i).mean()
+            loo[i] = fit_error_model(rest, **kw).distances(days[i]).mean()
         means = np.vstack(self.calibration_means)
         fsd = means.std(axis=0)
         fsd = np.maximum(fsd, max(c.sd_floor * float(np.median(fsd)), 1e-12))
-        self.mu, self.precision = mu, prec
+        self.error_model = model
         self.feature_mu = means.mean(axis=0).astype(np.float32)
         self.feature_sd = fsd.astype(np.float32)
         self.calibration_scores = loo
@@ -309,8 +387,12 @@ class ParticipantScorer:
         utc_offset_min: int | None = None,
         *,
         observed: float = 1.0,
+        grouped: np.ndarray | None = None,
     ) -> ScoreOutcome:
-        """Score local ``day`` (YYYY-MM-DD) from its error vector(s); see the class doc."""
+        """Score local ``day`` (YYYY-MM-DD) from its error vector(s); see the class doc.
+
+        ``grouped``: the group-mean errors, when computed batch-wise beforehand.
+        """
         replay = self.last_day is not None and day <= self.last_day
         scoreable = errors is not None and observed >= self.config.min_observed
         if scoreable:
@@ -336,14 +418,15 @@ class ParticipantScorer:
         assert errors is not None
         if self.calibrating:
             if not replay:
-                self.calibration_rows.append(self.space.reduce(np.atleast_2d(errors)))
+                G = self.space.reduce(errors) if grouped is None else grouped
+                self.calibration_rows.append(np.atleast_2d(np.asarray(G, dtype=np.float64)))
                 self.calibration_means.append(np.atleast_2d(errors).mean(axis=0))
                 if len(self.calibration_rows) >= self.config.calibration_days:
                     out = ScoreOutcome(record(None))  # the last calibration day itself
                     self._fit()
                     return out
             return ScoreOutcome(record(None))
-        s = self.score_day(errors)
+        s = self.score_day(errors, grouped)
         assert self.threshold is not None
         is_anomaly = s > self.threshold
         anomaly = None
@@ -364,6 +447,11 @@ class ParticipantScorer:
                 self.participant, day, is_anomaly, model=self.model, utc_offset_min=utc_offset_min
             )
         return ScoreOutcome(record(s), anomaly, stepup)
+
+
+    def update_day(self, d: DayErrors) -> ScoreOutcome:
+        """:meth:`update` from one :class:`~phenoflow.operators.scoring.DayErrors`."""
+        return self.update(d.day, d.errors, d.utc_offset_min, observed=d.observed, grouped=d.grouped)
 
 
 def load_thresholds(path: str | Path) -> dict[str, float]:

@@ -97,9 +97,11 @@ def sampen_suffix_counts(
     ``starts``: K suffix starts (index into the last axis); ``r``: (S, K)
     tolerances, one per series and suffix. The suffix ``y[:, s:]`` uses the
     template starts i ≥ s with i ≤ E−m−1 and a fully present run ``y[i..i+m]``.
-    ``B[s, k]`` counts unordered pairs i < j with ``max_{l<m} |y_{i+l} − y_{j+l}| < r``,
+    ``B[i, k]`` (series i, suffix k) counts unordered pairs i < j with ``max_{l<m} |y_{i+l} − y_{j+l}| < r``,
     ``A[s, k]`` the same over l ≤ m. Returns two (S, K) int arrays.
     """
+    if m < 1:
+        raise ValueError("m must be >= 1")
     y = np.asarray(y, dtype=float)
     n_series, length = y.shape
     n_t = length - m
@@ -115,10 +117,15 @@ def sampen_suffix_counts(
     # One series at a time: its matrices (≤ 0.9 MB at n = 336) stay in cache, which
     # measured ~2x faster than one (S, n, n) batch.
     for i in range(n_series):
+        if not (r[i] > 0).any():
+            continue  # r = 0 or NaN everywhere: undefined, nothing to count
         yi = y[i]
         np.subtract.outer(yi, yi, out=diff)
         np.abs(diff, out=diff)
-        np.maximum(diff[:n_t, :n_t], diff[1 : 1 + n_t, 1 : 1 + n_t], out=dm)
+        if m == 1:
+            np.copyto(dm, diff[:n_t, :n_t])
+        else:
+            np.maximum(diff[:n_t, :n_t], diff[1 : 1 + n_t, 1 : 1 + n_t], out=dm)
         for lag in range(2, m):
             np.maximum(dm, diff[lag : lag + n_t, lag : lag + n_t], out=dm)
         # np.take without out= is its fast path (~3x faster than with out=).
@@ -130,6 +137,8 @@ def sampen_suffix_counts(
             # are no templates for B either (the N−m convention, per run).
             np.copyto(pm, np.nan, where=np.isnan(pm1))
         for k in range(len(starts)):
+            if not r[i, k] > 0:
+                continue
             # 1-D count_nonzero is a fast popcount (the axis= form is a slow sum).
             b_counts[i, k] = np.count_nonzero(pm[lo[k] :] < r[i, k])
             a_counts[i, k] = np.count_nonzero(pm1[lo[k] :] < r[i, k])

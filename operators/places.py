@@ -41,6 +41,15 @@ OTHER, PRIMARY, SECONDARY = 0, 1, 2
 PLACE_NAMES: tuple[str, str, str] = ("other", "primary", "secondary")
 
 
+#: Grid (degrees) fixes are snapped to before clustering: 1e-4° ≈ 11 m of latitude.
+GRID_DEG = 1e-4
+
+
+def _snap(lat: NDArray[np.float64], lon: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(n, 2) [lat, lon] rounded to the ``GRID_DEG`` grid."""
+    return np.column_stack([np.round(lat / GRID_DEG), np.round(lon / GRID_DEG)]) * GRID_DEG
+
+
 class PlaceModel:
     """Rolling location history + DBSCAN roles of one participant (picklable, ≤ ~150 kB)."""
 
@@ -100,23 +109,33 @@ class PlaceModel:
         return False
 
     def refit(self) -> None:
-        """DBSCAN over the whole history; set primary/secondary roles and centroids."""
+        """DBSCAN over the whole history; set primary/secondary roles and centroids.
+
+        Fixes are first merged into grid cells of ``GRID_DEG`` (≈ 11 m, about
+        1 % of ε) and clustered with the cell counts as ``sample_weight`` —
+        exactly DBSCAN on the snapped points, but a participant who stays home
+        gives a few dozen cells instead of thousands of mutually neighbouring
+        points (the neighbourhood search is quadratic in those).
+        """
         self.fits += 1
         self._closes_since_fit = 0
         self.role = np.zeros(self.ts.size, np.int8)
         if self.ts.size < self.min_samples:
             return
+        cells, point_cell, weight = np.unique(_snap(self.lat, self.lon), axis=0, return_inverse=True,
+                                              return_counts=True)
+        point_cell = point_cell.reshape(-1)
         db = DBSCAN(
             eps=metres_to_radians(self.eps_m),
             min_samples=self.min_samples,
             metric="haversine",
             algorithm="ball_tree",
-        ).fit(to_radians(self.lat, self.lon))
-        labels = db.labels_
+        ).fit(to_radians(cells[:, 0], cells[:, 1]), sample_weight=weight)
+        labels = db.labels_[point_cell]  # per history point
         sizes = np.bincount(labels[labels >= 0])
         if sizes.size == 0:
             return
-        # Largest first; equal sizes → lower cluster id (DBSCAN ids follow time order).
+        # Largest first; equal sizes → lower cluster id.
         ranked = sorted(range(sizes.size), key=lambda c: (-sizes[c], c))[:2]
         cents = {c: spherical_centroid(self.lat[labels == c], self.lon[labels == c]) for c in ranked}
         roles = {ranked[0]: PRIMARY}
@@ -132,8 +151,9 @@ class PlaceModel:
                 and sizes[a] <= self.swap_margin * sizes[b]
             ):
                 roles = {a: SECONDARY, b: PRIMARY}
-        core = np.zeros(self.ts.size, bool)
-        core[db.core_sample_indices_] = True
+        core_cell = np.zeros(cells.shape[0], bool)
+        core_cell[db.core_sample_indices_] = True
+        core = core_cell[point_cell]
         for c, r in roles.items():
             self.role[core & (labels == c)] = r
         self.centroids = {r: cents[c] for c, r in roles.items()}
@@ -147,10 +167,12 @@ class PlaceModel:
         cores = self.role > 0
         if out.size == 0 or not cores.any():
             return out
-        tree = BallTree(to_radians(self.lat[cores], self.lon[cores]), metric="haversine")
+        # Core cells of the two places (the snapped points DBSCAN saw), deduplicated.
+        cells, first = np.unique(_snap(self.lat[cores], self.lon[cores]), axis=0, return_index=True)
+        tree = BallTree(to_radians(cells[:, 0], cells[:, 1]), metric="haversine")
         dist, idx = tree.query(to_radians(lat, lon), k=1)
         hit = dist[:, 0] <= metres_to_radians(self.eps_m)
-        out[hit] = self.role[cores][idx[hit, 0]]
+        out[hit] = self.role[cores][first[idx[hit, 0]]]
         return out
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from phenoflow.errors import UserError
+from phenoflow.operators.calibration import ErrorSpace
 
 #: Metadata format version written by models/export.py and understood here.
 METADATA_FORMAT = "1"
@@ -156,7 +157,8 @@ class DayErrors:
     """One participant-day's absolute reconstruction errors, ready for calibration.
 
     ``errors`` has shape (p,) for rhythm models and (hours, p) for hourly models
-    (one row per hour present). ``observed`` is the share of the day's model
+    (one row per hour present); ``grouped`` the same averaged within the model's
+    error groups (computed batch-wise). ``observed`` is the share of the day's model
     inputs that were observed: non-null features (rhythm) or hours with data,
     i.e. present and ``filled`` < 1, out of 24 (hourly).
     """
@@ -166,6 +168,7 @@ class DayErrors:
     utc_offset_min: int | None
     errors: np.ndarray
     observed: float
+    grouped: np.ndarray | None = None  # group-mean errors, (k,) or (hours, k)
 
 
 _REQUIRED_META = ("feature_names", "mean", "sd", "log_features", "clip", "error_groups",
@@ -214,6 +217,8 @@ class OnnxScorer:
         self.model_kind: str = meta["model_kind"]
         self.batch_size = int(batch_size)
         self.model_id = f"{self.path.stem}@{hashlib.sha256(blob).hexdigest()[:12]}"
+        self._space = ErrorSpace(self.model_id, self.spec.names, self.spec.groups,
+                                 self.spec.group_names)
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
 
@@ -221,11 +226,9 @@ class OnnxScorer:
     def feature_names(self) -> tuple[str, ...]:
         return self.spec.names
 
-    def error_space(self) -> Any:
+    def error_space(self) -> ErrorSpace:
         """The model's :class:`~phenoflow.operators.calibration.ErrorSpace` (registered)."""
-        from phenoflow.operators.calibration import ErrorSpace
-
-        return ErrorSpace(self.model_id, self.spec.names, self.spec.groups, self.spec.group_names)
+        return self._space
 
     def vectorize(self, records: Sequence[Any]) -> np.ndarray:
         """Records (RhythmDaily or HourlyFeatures) → inputs (n × p, float32)."""
@@ -264,10 +267,11 @@ class OnnxScorer:
         if self.input_kind == "rhythm":
             X, obs = self.spec.transform(self.spec.raw_matrix(records))
             E = self.reconstruction_errors(X)
+            G = self._space.reduce(E)
             frac = obs.mean(axis=1) if obs.shape[1] else np.ones(len(records))
             return [
                 DayErrors(_field(r, "participant"), _field(r, "day"),
-                          _field(r, "utc_offset_min"), E[i], float(frac[i]))
+                          _field(r, "utc_offset_min"), E[i], float(frac[i]), G[i])
                 for i, r in enumerate(records)
             ]
         days = group_hours_by_day(records)
@@ -275,15 +279,19 @@ class OnnxScorer:
         if self.model_kind == "gru":
             seqs, present = hourly_sequences(self.spec, [hours for _, hours in days])
             E = self.reconstruction_errors(seqs)
+            G = self._space.reduce(E)
             for j, ((pid, day, off), hours) in enumerate(days):
-                out.append(DayErrors(pid, day, off, E[j][present[j]], _hour_share(hours)))
+                out.append(DayErrors(pid, day, off, E[j][present[j]], _hour_share(hours),
+                                     G[j][present[j]]))
             return out
         X = self.vectorize([r for _, hours in days for r in hours])
         E = self.reconstruction_errors(X)
+        G = self._space.reduce(E)
         i = 0
         for (pid, day, off), hours in days:
-            out.append(DayErrors(pid, day, off, E[i : i + len(hours)], _hour_share(hours)))
-            i += len(hours)
+            j = i + len(hours)
+            out.append(DayErrors(pid, day, off, E[i:j], _hour_share(hours), G[i:j]))
+            i = j
         return out
 
 

@@ -38,11 +38,11 @@ from phenoflow.evaluate_io import CohortDays, FeatureTable
 DEFAULT_MODELS: tuple[str, ...] = ("emitted", "ae:rhythm", "ae:hourly", "gru:hourly", "lof:hourly", "hst:rhythm")
 _DEFAULT_INPUT = {"emitted": "", "ae": "rhythm", "gru": "hourly", "lof": "hourly", "hst": "rhythm"}
 _LABELS = {
-    "emitted": "Streaming scorer (as published)",
+    "emitted": "Published scores",
     "ae": "Autoencoder",
     "gru": "GRU seq2seq",
     "lof": "Local outlier factor",
-    "hst": "HalfSpaceTrees (River)",
+    "hst": "HalfSpaceTrees",
 }
 #: Rows a model trains on per split at most (seeded subsample); keeps LOF/HST within budget.
 MAX_TRAIN_ROWS = 6000
@@ -210,13 +210,18 @@ class OnnxModel:
         self.scorer = OnnxScorer(summary.out)
         self.space = self.scorer.error_space()
         rows = [r for r in self._day_rows(healthy)[1] if len(r)]
-        self.mu, _, self.prec = fit_error_model(np.concatenate(rows))
+        model = fit_error_model(np.concatenate(rows))
+        if hasattr(model, "distances"):
+            self.distances = model.distances
+        else:  # older calibration API: (μ, Σ, Σ⁻¹)
+            from phenoflow.operators.calibration import mahalanobis_rows
+
+            mu, _, prec = model
+            self.distances = lambda r: mahalanobis_rows(r, mu, prec)
 
     def score(self, view: TableView) -> np.ndarray:
-        from phenoflow.operators.calibration import mahalanobis_rows
-
         keys, rows = self._day_rows(view)
-        per_day = {k: float(mahalanobis_rows(r, self.mu, self.prec).mean()) for k, r in zip(keys, rows) if len(r)}
+        per_day = {k: float(self.distances(r).mean()) for k, r in zip(keys, rows) if len(r)}
         return np.array([per_day.get((str(p), str(d)), np.nan) for p, d in zip(view.participants, view.day)])
 
 
@@ -258,7 +263,7 @@ def _adapter(kind: str, inp: str, seed: int, workdir: Path) -> ModelAdapter:
 
 def _row(kind: str, inp: str, status: str, seconds: float, iterations: int, conf: list[Confusion] | None) -> ModelRow:
     conf = conf or []
-    label = _LABELS[kind] + (f" ({inp})" if inp else "")
+    label = _LABELS[kind] + (f" · {inp}" if inp else "")
     pooled = sum(conf, Confusion())
     return ModelRow(
         f"{kind}:{inp}" if inp else kind,

@@ -38,9 +38,10 @@ def pval(p: float) -> str:
 
 
 def spread(s: Spread) -> str:
+    """``median [q1–q3]``."""
     if s.median is None:
         return "n/a"
-    return f"{num(s.median)} (IQR {num(s.q1)}–{num(s.q3)}, n={s.n})"
+    return f"{num(s.median)} [{num(s.q1)}–{num(s.q3)}]"
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -71,7 +72,7 @@ h4{margin:16px 0 2px;font-size:14px}.sub{color:#4b5563;margin:0 0 16px}
 .fig{background:#fff;border:1px solid #e5e7eb;border-radius:10px;padding:10px;margin:10px 0}
 .pair,.grid{display:flex;flex-wrap:wrap;gap:8px}.pair>svg{flex:1;min-width:300px}.grid>svg{flex:1 1 440px}
 .tablewrap{overflow-x:auto}table{border-collapse:collapse;font-size:13px;background:#fff;width:100%}
-th,td{border-bottom:1px solid #e5e7eb;padding:5px 8px;text-align:right;white-space:nowrap}th{background:#f1f5f9;position:sticky;top:0}
+th,td{border-bottom:1px solid #e5e7eb;padding:5px 7px;text-align:right;white-space:nowrap}th{background:#f1f5f9;white-space:normal;vertical-align:bottom}
 td:first-child,th:first-child{text-align:left}tr.alert td{background:#fee2e2}tr.watch td{background:#ffedd5}tr.off td{color:#9ca3af}
 .note{color:#4b5563;font-size:13px}ul.notes li{margin:3px 0;font-size:13px;color:#374151}
 .badge{display:inline-block;border-radius:999px;padding:1px 9px;font-size:12px;font-weight:600}
@@ -139,12 +140,13 @@ def _participant_rows(r: EvaluationResult) -> list[list[object]]:
 
 
 def _participant_header(r: EvaluationResult) -> list[str]:
-    pooled = " (test, pooled)" if r.protocol == "adler" else ""
-    h = ["participant", "relapses", "days", f"NR30 days{pooled}", "flagged NR30", f"DRH days{pooled}", "flagged DRH", "sensitivity", "specificity", "TPR/FPR"]
+    pooled = " (test)" if r.protocol == "adler" else ""
+    h = ["participant", "relapses", "days", f"NR30{pooled}", "flagged NR30", f"DRH{pooled}", "flagged DRH", "sensitivity", "specificity", "TPR/FPR"]
     return h + (["τ", "τ from"] if r.protocol == "adler" else [])
 
 
-_MODEL_HEADER = ["model", "sensitivity median (IQR)", "specificity median (IQR)", "TPR/FPR median (IQR)", "pooled TPR/FPR", "splits", "time (s)", "status"]
+_MODEL_HEADER = ["model", "sensitivity", "specificity", "TPR/FPR", "pooled TPR/FPR", "splits", "time (s)", "status"]
+_MODEL_NOTE = "Per-participant median [IQR]; pooled = all participants' test days together."
 
 
 def _model_rows(r: EvaluationResult) -> list[list[object]]:
@@ -162,6 +164,17 @@ def _headline(r: EvaluationResult) -> list[str]:
     ]
 
 
+def _top_feature_summary(r: EvaluationResult) -> str:
+    """Features most often among the participants' largest |d| (cohort view of seed Fig. 3)."""
+    counts: dict[str, int] = {}
+    for e in r.explanations:
+        for f, _ in e.top:
+            counts[f] = counts.get(f, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
+    n = len(r.explanations)
+    return "Most frequent among the top features: " + (", ".join(f"{f} ({c} of {n})" for f, c in ranked) or "none") + "."
+
+
 def evaluation_markdown(r: EvaluationResult) -> str:
     """The evaluation as Markdown (what the CLI prints)."""
     pooled = r.pooled
@@ -176,7 +189,7 @@ def evaluation_markdown(r: EvaluationResult) -> str:
     ]
     if r.comparison:
         its = max((m.iterations for m in r.comparison), default=0)
-        parts += ["", f"## Model comparison (same {its} Monte Carlo splits)", "", md_table(_MODEL_HEADER, _model_rows(r))]
+        parts += ["", f"## Model comparison (same {its} Monte Carlo splits)", "", _MODEL_NOTE, "", md_table(_MODEL_HEADER, _model_rows(r))]
     parts += ["", "## Anomaly rate by days before relapse", "", md_table(["days before relapse", "days", "flagged", "rate"], _rate_bins(r))]
     if r.explanations:
         parts += [
@@ -188,6 +201,7 @@ def evaluation_markdown(r: EvaluationResult) -> str:
                 [[e.participant, e.relapses, e.anomalous_nr30, e.drh_days, ", ".join(f"{f} ({d:+.2f})" for f, d in e.top) or "too few anomalous NR30 days"] for e in r.explanations],
             ),
         ]
+        parts += ["", _top_feature_summary(r)]
     parts += ["", "## Per participant", "", md_table(_participant_header(r), _participant_rows(r))]
     parts += ["", "## Definitions and notes", ""] + [f"- {n}" for n in DEFINITIONS + r.notes]
     if r.files:
@@ -209,7 +223,7 @@ def evaluation_html(r: EvaluationResult) -> str:
     if r.comparison:
         its = max((m.iterations for m in r.comparison), default=0)
         body += [
-            f"<h2>Model comparison</h2><p class='note'>Same cohort, same {its} Monte Carlo splits; per-participant medians and IQR.</p>",
+            f"<h2>Model comparison</h2><p class='note'>Same cohort, same {its} Monte Carlo splits. {_MODEL_NOTE}</p>",
             f'<div class="fig">{plots.model_intervals(r.comparison)}</div>',
             html_table(_MODEL_HEADER, _model_rows(r), classes=["" if m.status == "ok" else "off" for m in r.comparison]),
         ]
@@ -228,7 +242,9 @@ def evaluation_html(r: EvaluationResult) -> str:
     if r.explanations:
         body += [
             "<h2>What differs on anomalous near-relapse days</h2>",
-            "<p class='note'>Cohen's d of each feature between the participant's flagged NR30 days and its days of relative health; red = higher before relapse, blue = lower. Participants with two or more relapses.</p>",
+            "<p class='note'>Cohen's d of each feature between the participant's flagged NR30 days and its days of relative health; red = higher before relapse, blue = lower. Participants with two or more relapses. "
+            + escape(_top_feature_summary(r))
+            + "</p>",
             '<div class="fig grid">' + "".join(plots.cohens_d_panel(e) for e in r.explanations) + "</div>",
         ]
     body += ["<h2>Per participant</h2>", html_table(_participant_header(r), _participant_rows(r))]

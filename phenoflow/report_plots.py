@@ -218,14 +218,14 @@ def model_intervals(rows: Sequence[object]) -> str:
     """Median (dot) and IQR (bar) of per-participant sensitivity and specificity for each model."""
     out = []
     for metric, color in (("sensitivity", RED), ("specificity", BLUE)):
-        c = Chart(470, 48 + 30 * len(rows), f"{metric.capitalize()} by model (median, IQR)", margin=(30, 16, 36, 200))
+        c = Chart(470, 48 + 30 * len(rows), f"{metric.capitalize()} by model (median, IQR)", margin=(30, 16, 36, 210))
         c.set_y(len(rows) - 0.5, -0.5)
         c.axes([0, 0.25, 0.5, 0.75, 1.0], None, xlabel=f"{metric} per participant", grid=False)
         for t in (0.25, 0.5, 0.75, 1.0):
             c.add(f'<line x1="{c.x(t):.1f}" x2="{c.x(t):.1f}" y1="{c.top}" y2="{c.h - c.bottom}" stroke="#eef0f3"/>')
         c.text(c.left, 18, metric.capitalize(), size=13, weight="600")
         for i, row in enumerate(rows):
-            label = row.label if len(row.label) <= 30 else row.label[:29] + "…"  # type: ignore[attr-defined]
+            label = row.label if len(row.label) <= 32 else row.label[:31] + "…"  # type: ignore[attr-defined]
             c.text(c.left - 8, c.y(i) + 4, label, size=12, anchor="end")
             sp = getattr(row, metric)
             if row.status != "ok" or sp.median is None:  # type: ignore[attr-defined]
@@ -239,7 +239,7 @@ def model_intervals(rows: Sequence[object]) -> str:
 
 def participant_map(rows: Sequence[object]) -> str:
     """Each participant's TPR against FPR; the diagonal is chance. Participants without NR30 days in a strip below."""
-    c = Chart(520, 440, "Participants: sensitivity (TPR) against false-positive rate", margin=(30, 20, 70, 56))
+    c = Chart(520, 420, "Participants: sensitivity (TPR) against false-positive rate", margin=(30, 20, 50, 56))
     c.set_x(0, 1)
     c.set_y(-0.14, 1.02)
     c.axes([0, 0.2, 0.4, 0.6, 0.8, 1.0], [0, 0.2, 0.4, 0.6, 0.8, 1.0], xlabel="false-positive rate (1 − specificity)", ylabel="sensitivity (TPR)")
@@ -318,7 +318,7 @@ def trajectory(t: object) -> str:
         for r in rel:
             if r - 30.5 < hi and r > lo:
                 c.band(max(r - 30.5, lo), min(r - 0.5, hi))
-        c.axes(ticks, nice_ticks(c.y_lo, c.y_hi, 3), ylabel="")
+        c.axes(ticks, nice_ticks(c.y_lo, c.y_hi, 4), ylabel="")
         c.text(c.left + 4, c.top + 12, name, size=12, weight="600")
         for r in rel:
             if lo <= r <= hi:

@@ -71,8 +71,10 @@ def read_hourly_csv(
 ) -> tuple[list[str], dict[int, np.ndarray]]:
     """Read an hourly CSV into ``(modalities, {day ordinal: (24, M) array})``.
 
-    NaN marks a missing hour. A repeated time overwrites the earlier row. Raises
-    :class:`UserError` naming the row and column of anything malformed.
+    NaN marks a missing hour. A repeated time overwrites the earlier row (as the
+    stage does, e.g. the repeated hour when clocks fall back). Raises
+    :class:`UserError` naming the row (file line number; the header is row 1) and
+    column of anything malformed.
     """
     path = Path(path)
     try:

@@ -15,7 +15,7 @@ carries the participant's constant ``utc_offset_min``):
 * a nightly sleep episode (phone off, still, dark, quiet) whose timing follows
   a personal circadian phase, later and longer on Fri/Sat nights;
 * 2–4 significant places (home, work/school, leisure places ≥ 1.5 km apart),
-  GPS fixes every 10 min with ~20 m jitter, trips between places;
+  GPS fixes every 10 min with 20–50 m jitter, trips between places;
 * activity as the SD of dynamic acceleration: near sensor noise when the
   phone lies still, bouts of handling with a personal amplitude peaking in
   the afternoon, walking/transit during trips;

@@ -105,7 +105,7 @@ def _mobility(truth: ParticipantTruth, days: int, weekday0: int, onset: np.ndarr
             return
         f = (np.arange(t1 - t0) + 0.5) / (t1 - t0)
         pa, pb = places[a], places[b]
-        bend = rng.normal(0, 0.25) * np.sin(np.pi * f)  # sideways, as a share of the distance
+        bend = rng.normal(0, 0.4) * np.sin(np.pi * f)  # sideways, as a share of the distance
         c = math.cos(math.radians(pa.lat))  # perpendicular in metric (east, north) space
         lat[t0:t1] = pa.lat + f * (pb.lat - pa.lat) - bend * (pb.lon - pa.lon) * c
         lon[t0:t1] = pa.lon + f * (pb.lon - pa.lon) + bend * (pb.lat - pa.lat) / c

@@ -142,11 +142,11 @@ def sms(truth: ParticipantTruth, tl: Timeline, t0: float, rng: np.random.Generat
 
 
 def location(tl: Timeline, t0: float, dropout: float, rng: np.random.Generator) -> Columns:
-    """A GPS fix every 10 min; jitter N(0, accuracy/√2) per axis, accuracy ~20 m median."""
+    """A GPS fix every 10 min; jitter N(0, accuracy/√2) per axis, accuracy ~30 m median."""
     lsec = np.arange(0, tl.asleep.size * 60.0, 600.0) + rng.uniform(0, 60, tl.asleep.size // 10)
     lsec = lsec[_keep(lsec, tl.hour_missing, rng.random(tl.hour_missing.size) < dropout)]
     m = (lsec // 60).astype(np.int64)
-    acc = np.round(np.clip(rng.lognormal(math.log(20), 0.4, m.size), 5, 80), 1)
+    acc = np.round(np.clip(rng.lognormal(math.log(30), 0.4, m.size), 5, 100), 1)
     north = rng.normal(0, 1, m.size) * acc / math.sqrt(2)
     east = rng.normal(0, 1, m.size) * acc / math.sqrt(2)
     lat = tl.lat[m] + north / 111_320.0

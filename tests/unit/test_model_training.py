@@ -116,9 +116,14 @@ def test_feature_selection_and_error_groups() -> None:
     assert spec.names == ("a.x.w2", "d.pow.24.w2") and (n_null, n_const) == (1, 1)
     assert spec.log.tolist() == [False, True]
     assert spec.mean[1] == pytest.approx(np.log1p(raw[:, 3]).mean())
-    assert error_group("accel.periodogram.24.w14", "rhythm") == "accel.periodogram"
-    assert error_group("accel.sampen.3.w2", "rhythm") == "accel.sampen"
-    assert error_group("accel.dev.mean.w6", "rhythm") == "accel.dev.mean"
+    assert error_group("accel_mean.sampen.tau3.w2", "rhythm") == "accel_mean.sampen"
+    assert error_group("accel_mean.m10.w2", "rhythm") == "accel_mean.m10"  # m10 is no parameter
+    assert error_group("accel_mean.dev.mean.w6", "rhythm") == "accel_mean.dev.mean"
+    assert error_group("call_n.power.p16.w6", "rhythm") == "call_n.power.ultradian"
+    assert error_group("call_n.power.p20.w6", "rhythm") == "call_n.power.circadian"
+    assert error_group("call_n.power.p28.w6", "rhythm") == "call_n.power.circadian"
+    assert error_group("call_n.power.p32.w14", "rhythm") == "call_n.power.infradian"
+    assert error_group("x.pow.24.w2", "rhythm") == "x.pow"
     assert error_group("calls.count.w2", "hourly") == "calls.count.w2"
     with pytest.raises(UserError, match="no usable features"):
         fit_feature_spec(np.full((5, 1), 1.0), ["k.w2"], input_kind="rhythm")

@@ -93,6 +93,16 @@ def test_multiscale_matches_nolds_and_antropy_with_scale1_tolerance(n: int) -> N
         assert close(got, antropy_sampen(y, r)), tau
 
 
+@pytest.mark.parametrize("m", [1, 3])
+def test_other_embedding_dimensions_match_nolds(m: int) -> None:
+    x = rhythmic(120, 5)
+    r = 0.25 * float(np.std(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = float(NOLDS.sampen(x, emb_dim=m, tolerance=r, closed=False))
+    assert close(sample_entropy(x, r, m=m), want)
+
+
 def test_match_is_strict_less_than_r() -> None:
     # Integer data with r = 1: pairs at distance exactly 1 must not match.
     x = np.random.default_rng(9).integers(0, 4, size=200).astype(float)

@@ -1,8 +1,9 @@
 """Profile-based rhythm metrics (M10, L5, RA, IS, IV, template deviation) and naming.
 
 References are written here from the textbook formulas as plain loops
-(pyActigraphy 1.2.2 does not install on Python 3.11: its sdist build needs
-numpy.distutils; see docs/rhythm.md).
+(``pip install pyActigraphy==1.2.2`` fails on Python 3.11: its dependency chain builds
+an old package from source with numpy.distutils; see docs/rhythm.md for the convention
+differences, e.g. pyActigraphy's ddof=1 variances).
 """
 
 from __future__ import annotations

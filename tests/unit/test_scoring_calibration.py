@@ -12,6 +12,7 @@ import pytest
 from scipy.spatial.distance import mahalanobis
 from sklearn.covariance import ledoit_wolf
 
+from phenoflow.contract import decode, encode
 from phenoflow.errors import UserError
 from phenoflow.operators import calibration
 from phenoflow.operators.calibration import (
@@ -70,12 +71,14 @@ def test_group_reduction_matches_a_loop() -> None:
         ErrorSpace("bad@1", ("a", "b"), np.array([0, 2]), ("g0", "g1", "g2"))
 
 
-def test_shrunk_covariance_and_mahalanobis_match_scipy() -> None:
-    sc, E = calibrated()
+@pytest.mark.parametrize("n_cal", [5, 14])  # 5 days < 10 dims: Woodbury form; 14: dense R⁻¹
+def test_shrunk_covariance_and_mahalanobis_match_scipy(n_cal: int) -> None:
+    sc, E = calibrated(n_cal)
+    assert (sc.error_model.W is not None) == (n_cal < P // GROUP)
     mu, sigma = shrunk_sigma(group_means(E))
-    assert np.allclose(sc.mu, mu, rtol=1e-12, atol=1e-12)
+    assert np.allclose(sc.error_model.mu, mu, rtol=1e-12, atol=1e-12)
     assert np.allclose(sc.covariance, sigma, rtol=1e-8, atol=1e-12)
-    # with 14 days and 10 dims the sample covariance is poorly conditioned; the shrunk one is fine
+    # few days per dimension: the sample covariance is (near) singular, the shrunk one is not
     assert np.linalg.cond(sigma) < 1e4
     for e in errors(5, seed=9):
         g = group_means(e)[0]
@@ -132,6 +135,9 @@ def test_anomaly_event_and_contributors() -> None:
     # only features with z > 0 contribute, largest first
     assert [c.feature for c in a.contributors] == [NAMES[4], NAMES[17], NAMES[25]]
     assert np.allclose([c.z for c in a.contributors], np.sort(z)[::-1][:3], rtol=1e-5)
+    # the records meet the contract: they survive encode → decode unchanged
+    for topic, rec in (("events.anomaly", a), ("scores.daily", out.score)):
+        assert decode(topic, b"p1", encode(rec)) == rec
     # an ordinary day is not anomalous
     assert sc.update("2024-02-02", E.mean(axis=0)).anomaly is None
 

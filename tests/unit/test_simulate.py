@@ -32,6 +32,7 @@ N, DAYS, SEED, SHARE = 6, 80, 3, 0.5
 MISSING = (0.1, 0.3)
 FILES = ("accelerometer", "screen", "call", "sms", "location", "ambient", "survey")
 BIN = 300  # seconds per bin of the rest detector
+CALL_DIRS = ("incoming", "outgoing", "missed", "rejected", "blocked")
 
 
 class _Who(msgspec.Struct):
@@ -50,30 +51,36 @@ class Person:
         return np.array([row[i] for row in self.cols[f]], dtype=float)
 
 
-def load_cohort(d: Path, days: int, start: date = START) -> dict[str, Person]:
-    """Decode every line with the contract (keyed by its participant) and collect columns.
+def load_cohort(d: Path, days: int, start: date = START) -> tuple[dict[str, Person], list[str]]:
+    """Decode every line with the contract, keyed by its participant, and collect columns.
 
-    Asserts on the way that no line is dead-lettered and files are sorted by ts.
+    Returns the participants and a list of problems: dead-lettered lines and
+    files not sorted by ts (the contract test asserts it is empty).
     """
     who = msgspec.json.Decoder(_Who)
     people: dict[str, Person] = {}
+    problems: list[str] = []
     midnight = datetime(start.year, start.month, start.day, tzinfo=timezone.utc).timestamp()
+    nan = float("nan")
     for f in FILES:
         path = d / f"{f}.jsonl"
-        opener = gzip.open if not path.exists() else open
+        opener = open if path.exists() else gzip.open
         path = path if path.exists() else d / f"{f}.jsonl.gz"
         last = -np.inf
         with opener(path, "rb") as fh:
-            for line in fh:
+            for n, line in enumerate(fh, start=1):
                 line = line.rstrip(b"\n")
                 pid = who.decode(line).participant
                 ev = decode(f"raw.{f}", pid.encode(), line)
-                assert not isinstance(ev, DeadLetter), ev.error
+                if isinstance(ev, DeadLetter):
+                    problems.append(f"{f}.jsonl line {n}: {ev.error}")
+                    continue
                 p = people.setdefault(pid, Person())
                 p.offsets.add(ev.utc_offset_min)
                 p.off = ev.utc_offset_min
                 ts0 = ev.ts[0] if f == "accelerometer" else ev.ts
-                assert ts0 >= last, f"{f} not sorted by ts"
+                if ts0 < last:
+                    problems.append(f"{f}.jsonl line {n}: ts {ts0} before {last}")
                 last = ts0
                 loc = ts0 + ev.utc_offset_min * 60 - midnight
                 if f == "accelerometer":
@@ -82,19 +89,18 @@ def load_cohort(d: Path, days: int, start: date = START) -> dict[str, Person]:
                 elif f == "screen":
                     p.cols[f].append((loc, ("on", "off", "unlock").index(ev.state)))
                 elif f == "call":
-                    p.cols[f].append((loc, ev.duration_s))
+                    p.cols[f].append((loc, ev.duration_s, CALL_DIRS.index(ev.direction)))
                 elif f == "sms":
-                    p.cols[f].append((loc,))
+                    p.cols[f].append((loc, ("incoming", "outgoing").index(ev.direction)))
                 elif f == "location":
                     p.cols[f].append((loc, ev.lat, ev.lon))
                 elif f == "ambient":
-                    nan = float("nan")
                     p.cols[f].append((loc, nan if ev.light_lux is None else ev.light_lux,
                                       nan if ev.sound_db is None else ev.sound_db,
                                       -1 if ev.voice is None else int(ev.voice)))
                 else:
                     p.cols[f].append((loc, ev.score))
-    return people
+    return people, problems
 
 
 def _bins(t: np.ndarray, days: int) -> np.ndarray:
@@ -269,10 +275,12 @@ def missing_shares(people: dict[str, Person], days: int) -> list[float]:
 
 
 def place_clusters(p: Person) -> list[tuple[float, float, int]]:
-    """DBSCAN (haversine, ε = 200 m, 10 samples) over the GPS fixes → (lat, lon, size) per cluster.
+    """DBSCAN (haversine, ε = 200 m) over the GPS fixes → (lat, lon, size) per cluster.
 
-    Fixes are first merged on a 0.0002° grid (≈ 20 m) with their counts as
-    sample weights, which keeps DBSCAN's neighbourhoods small.
+    A core point needs 1 % of the participant's fixes within ε (≈ 13 h of dwell
+    over 80 days): a significant place, not a street corner passed on many
+    trips. Fixes are first merged on a 0.0002° grid (≈ 20 m) with their counts
+    as sample weights, which keeps DBSCAN's neighbourhoods small.
     """
     ll = np.column_stack([p.arr("location", 1), p.arr("location", 2)])
     cells, inverse, counts = np.unique(np.round(ll / 0.0002), axis=0, return_inverse=True,
@@ -280,7 +288,7 @@ def place_clusters(p: Person) -> list[tuple[float, float, int]]:
     centre = np.zeros_like(cells, dtype=float)
     np.add.at(centre, inverse.ravel(), ll)
     centre /= counts[:, None]
-    labels = DBSCAN(eps=200 / 6_371_000, min_samples=10, metric="haversine",
+    labels = DBSCAN(eps=200 / 6_371_000, min_samples=max(10, len(ll) // 100), metric="haversine",
                     algorithm="ball_tree").fit(np.radians(centre), sample_weight=counts).labels_
     out = []
     for k in sorted(set(labels) - {-1}):
@@ -306,3 +314,241 @@ def night_summary(people: dict[str, Person], days: int) -> tuple[float, int, flo
         day_rest += int(rest[daytime].sum())
         day_obs += int(daytime.sum())
     return good / total, total, day_rest / day_obs
+
+
+# --- fixtures --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory):
+    """(directory, summary, people, problems, truth) of the shared test cohort."""
+    d = tmp_path_factory.mktemp("sim") / "cohort"
+    summary = simulate_cohort(d, N, DAYS, SEED, relapse_share=SHARE, missing_share=MISSING,
+                              start=START)
+    people, problems = load_cohort(d, DAYS)
+    truth = cohort_truth(N, DAYS, SEED, relapse_share=SHARE, missing_share=MISSING, start=START)
+    return d, summary, people, problems, truth
+
+
+def _files(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+# --- files and contract --------------------------------------------------------------
+
+
+def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
+    a = simulate_cohort(tmp_path / "a", 3, 6, 11, gzip_accelerometer=True)
+    simulate_cohort(tmp_path / "b", 3, 6, 11, gzip_accelerometer=True)
+    simulate_cohort(tmp_path / "c", 3, 6, 12, gzip_accelerometer=True)
+    fa, fb, fc = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
+    assert set(fa) == {f"{f}.jsonl" for f in FILES[1:]} | {"accelerometer.jsonl.gz",
+                                                           "participants.csv", "labels.csv"}
+    assert fa == fb
+    assert fa["screen.jsonl"] != fc["screen.jsonl"]
+    assert fa["accelerometer.jsonl.gz"] != fc["accelerometer.jsonl.gz"]
+    assert a.lines["screen"] == fa["screen.jsonl"].count(b"\n")
+
+
+def test_gzip_and_accelerometer_settings_change_only_the_accelerometer(tmp_path: Path) -> None:
+    simulate_cohort(tmp_path / "plain", 2, 4, 5)
+    simulate_cohort(tmp_path / "gz", 2, 4, 5, gzip_accelerometer=True)
+    fast = simulate_cohort(tmp_path / "fast", 2, 4, 5, accel_hz=4.0, accel_burst_s=5.0)
+    plain, gz, quick = _files(tmp_path / "plain"), _files(tmp_path / "gz"), _files(tmp_path / "fast")
+    assert gzip.decompress(gz.pop("accelerometer.jsonl.gz")) == plain["accelerometer.jsonl"]
+    assert gz == {k: v for k, v in plain.items() if k != "accelerometer.jsonl"}
+    assert {k: v for k, v in quick.items() if k != "accelerometer.jsonl"} == gz
+    first = msgspec.json.decode(quick["accelerometer.jsonl"].split(b"\n")[0])
+    assert len(first["ts"]) == len(first["x"]) == 20
+    assert np.allclose(np.diff(first["ts"]), 0.25, atol=2e-3)
+    assert fast.accel_samples == 20 * fast.lines["accelerometer"]
+
+
+def test_every_line_meets_the_contract_and_files_are_sorted(cohort) -> None:
+    d, summary, people, problems, truth = cohort
+    assert problems == []
+    assert sorted(people) == [f"p{i:03d}" for i in range(1, N + 1)]
+    offsets = {t.participant: t.utc_offset_min for t in truth}
+    for pid, p in people.items():
+        assert p.offsets == {offsets[pid]}  # constant, present in every event
+    for f in FILES:
+        assert summary.lines[f] == sum(len(p.cols[f]) for p in people.values()) > 0
+    assert summary.accel_samples == sum(int(p.arr("accelerometer", 3).sum()) for p in people.values())
+
+
+def test_accelerometer_is_gravity_plus_activity(cohort) -> None:
+    _, _, people, _, _ = cohort
+    for p in people.values():
+        t, sd, mean = p.arr("accelerometer", 0), p.arr("accelerometer", 1), p.arr("accelerometer", 2)
+        hour = (t % 86400) / 3600
+        assert abs(np.median(mean) - 9.81) < 0.05
+        lo, hi = np.percentile(mean, [1, 99])
+        assert 9.3 < lo and hi < 10.8
+        # Movement by day, stillness at night.
+        assert np.mean(sd[(hour >= 10) & (hour < 18)]) > 5 * np.median(sd[(hour >= 2) & (hour < 5)])
+
+
+def test_sleep_is_a_night_time_rest_episode(cohort) -> None:
+    _, _, people, _, _ = cohort
+    share_ok, n_nights, daytime_rest = night_summary(people, DAYS)
+    assert n_nights >= 0.3 * N * DAYS
+    assert share_ok >= 0.8
+    assert daytime_rest < 0.1  # the detector is not trivially true
+
+
+def test_weekend_nights_are_later(cohort) -> None:
+    _, _, people, _, truth = cohort
+    diffs = []
+    for t in truth:
+        if t.relapse_days:
+            continue
+        mids = nights(people[t.participant], DAYS)
+        wd = np.array([(START.weekday() + d) % 7 for d in mids])
+        mid = np.array([m for m, _ in mids.values()])
+        diffs.append(mid[np.isin(wd, (4, 5))].mean() - mid[~np.isin(wd, (4, 5))].mean())
+    assert np.mean(diffs) > 0.3
+
+
+def test_missing_hours_of_both_types(cohort) -> None:
+    _, summary, people, _, truth = cohort
+    lo, hi = MISSING
+    H = DAYS * 24
+    for t in truth:
+        p = people[t.participant]
+        seen = observed_hours(p, DAYS)
+        share = 1 - seen.mean()
+        assert lo - 1 / H <= share <= hi + 1 / H
+        assert abs(share - t.missing_share) <= 1.5 / H
+        assert (~seen.reshape(DAYS, 24)).all(axis=1).any()  # at least one whole day missing
+        # Type 1: hours with data in which one sensor is silent.
+        loc_hours = np.zeros(H, bool)
+        loc_hours[(p.arr("location", 0) // 3600).astype(int)] = True
+        silent = (seen & ~loc_hours).sum() / seen.sum()
+        assert 0.02 < silent < 0.2
+        light, sound = p.arr("ambient", 1), p.arr("ambient", 2)
+        assert np.isnan(light).any() and np.isnan(sound).any()
+        assert not (np.isnan(light) & np.isnan(sound)).any()
+    assert lo <= summary.missing_hour_share <= hi
+
+
+def test_locations_cluster_into_two_to_four_places(cohort) -> None:
+    _, _, people, _, truth = cohort
+    for t in truth:
+        p = people[t.participant]
+        n_fix = len(p.cols["location"])
+        clusters = place_clusters(p)
+        assert sum(c[2] for c in clusters) > 0.9 * n_fix
+        assert 2 <= len(clusters) <= min(4, len(t.places))
+        for lat, lon, _ in clusters:
+            assert min(haversine(np.array([lat]), np.array([lon]), q.lat, q.lon)[0]
+                       for q in t.places) < 100
+        lat, lon = p.arr("location", 1), p.arr("location", 2)
+        home = t.places[0]
+        r = haversine(lat, lon, home.lat, home.lon)
+        assert 15 < np.median(r[r < 200]) < 50  # GPS jitter around the true place
+        far = np.min([haversine(lat, lon, q.lat, q.lon) for q in t.places], axis=0) > 300
+        assert 0.002 < far.mean() < 0.15  # fixes taken on the way between places
+
+
+def test_calls_sms_and_screen_sessions(cohort) -> None:
+    _, _, people, _, _ = cohort
+    directions = set()
+    for p in people.values():
+        dur, dirs = p.arr("call", 1), p.arr("call", 2).astype(int)
+        directions |= set(dirs.tolist())
+        assert np.all(dur[dirs <= 1] > 0) and np.all(dur[dirs > 1] == 0)
+        assert set(p.arr("sms", 1).astype(int).tolist()) == {0, 1}
+        states = p.arr("screen", 1).astype(int)  # 0 on, 1 off, 2 unlock
+        pairs = set(zip(states[:-1].tolist(), states[1:].tolist()))
+        allowed = {(0, 2), (0, 1), (2, 1), (1, 0)}
+        valid = np.mean([pr in allowed for pr in zip(states[:-1], states[1:])])
+        assert valid > 0.95 and allowed <= pairs  # on → (unlock) → off; gaps break a few
+        assert np.mean(states[np.flatnonzero(states[1:] == 2)] == 0) > 0.95  # unlock after on
+        sessions_per_day = (states == 0).sum() / (DAYS * (1 - 0.3))
+        assert 20 < sessions_per_day < 150
+    assert directions == set(range(5))
+
+
+# --- relapses ---------------------------------------------------------------------------
+
+
+def test_relapse_signature_appears_only_near_relapse(cohort) -> None:
+    _, _, people, _, truth = cohort
+    res = signature_effects(people, truth, DAYS)
+    nr = np.array([e for _, _, e in res["nr"]])
+    healthy = np.array([e for _, _, e in res["healthy"]])
+    assert len(nr) >= 6 and len(healthy) >= 10
+    assert np.all(nr > 0), res["nr"]  # every signature modality moves the right way
+    assert np.mean(nr > 0.5) >= 0.8, res["nr"]
+    assert np.mean(healthy < 0.5) >= 0.8, res["healthy"]
+    assert np.median(nr) > 1.0 > 2.5 * np.median(healthy)
+
+
+def test_who5_every_two_weeks_and_lower_before_relapse(cohort) -> None:
+    _, _, people, _, truth = cohort
+    for p in people.values():
+        sday = p.arr("survey", 0) / 86400
+        assert np.all((p.arr("survey", 1) >= 0) & (p.arr("survey", 1) <= 25))
+        assert 12 <= np.median(np.diff(sday)) <= 16
+    drop, n = who5_drop(people, truth)
+    assert n >= 4
+    assert drop < -2.0
+
+
+def test_csv_files_match_the_ground_truth(cohort) -> None:
+    d, summary, _, _, truth = cohort
+    with open(d / "participants.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == ["participant", "age_band", "gender", "employment"]
+        rows = list(reader)
+    assert [r["participant"] for r in rows] == [t.participant for t in truth]
+    assert all(re.fullmatch(r"p\d{3}", r["participant"]) for r in rows)
+    assert {r["employment"] for r in rows} <= {"employed", "student", "unemployed"}
+    with open(d / "labels.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == ["participant", "relapse_date"]
+        labels = [(r["participant"], date.fromisoformat(r["relapse_date"])) for r in reader]
+    assert labels == [(t.participant, x) for t in truth for x in t.relapse_dates]
+    relapsers = [t for t in truth if t.relapse_days]
+    assert len(relapsers) == round(SHARE * N) == summary.relapsing_participants
+    for t in truth:
+        assert list(t.relapse_days) == sorted(t.relapse_days)
+        assert all(35 <= r < DAYS for r in t.relapse_days)
+        assert all(b - a >= 45 for a, b in zip(t.relapse_days, t.relapse_days[1:]))
+        assert [(x - START).days for x in t.relapse_dates] == list(t.relapse_days)
+        assert (2 <= len(t.signature) <= 4) if t.relapse_days else not t.signature
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"participants": 0}, {"days": 0}, {"seed": -1}, {"relapse_share": 1.5},
+    {"missing_share": (0.3, 0.1)}, {"missing_share": (0.5, 0.95)}, {"accel_hz": 0.0},
+    {"accel_hz": 2000.0}, {"accel_hz": 100.0, "accel_burst_s": 200.0, "accel_period_s": 300.0},
+    {"accel_burst_s": 400.0}, {"signature_strength": -1.0}, {"start": date(2099, 12, 30)},
+])
+def test_bad_parameters_raise_user_error(tmp_path: Path, kwargs: dict) -> None:
+    args = {"participants": 2, "days": 3, "seed": 0} | kwargs
+    with pytest.raises(UserError) as err:
+        simulate_cohort(tmp_path / "out", **args)
+    msg = str(err.value)
+    assert "\n" not in msg and " — " in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_directory_rules(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        simulate_cohort(tmp_path / "file", 1, 2)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not a cohort directory"):
+        simulate_cohort(tmp_path / "other", 1, 2)
+    assert (tmp_path / "other" / "notes.txt").read_text() == "keep me"
+    # An earlier cohort is replaced, including a stale accelerometer variant.
+    simulate_cohort(tmp_path / "cohort", 1, 2, gzip_accelerometer=True)
+    simulate_cohort(tmp_path / "cohort", 1, 2)
+    names = sorted(p.name for p in (tmp_path / "cohort").iterdir())
+    assert "accelerometer.jsonl" in names and "accelerometer.jsonl.gz" not in names
+    assert len(names) == 9

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from phenoflow.contract import Survey
+from phenoflow.contract import Survey, decode, encode
 from phenoflow.operators.event_ids import stepup_event_id
 from phenoflow.operators.stepup import (
     PassiveRisk,
@@ -75,6 +75,7 @@ def test_survey_stepup_transitions(prev: int, nxt: int, expected: tuple[str, str
     assert event.evidence["prev_score"] == 4 * prev and event.evidence["score"] == 4 * nxt
     assert event.evidence["prev_ts"] == T0
     assert event.event_id == stepup_event_id("p1", "survey", T0 + 86_400, *expected)
+    assert decode("events.stepup", b"p1", encode(event)) == event  # meets the contract
 
 
 def test_survey_stepup_compares_consecutive_assessments_only() -> None:
@@ -128,6 +129,7 @@ def test_passive_evidence_and_direct_jump() -> None:
     assert e1.source == "passive" and e1.day == "2024-03-01" and e1.ts is None
     assert e1.utc_offset_min == -300
     assert e1.event_id == stepup_event_id("p9", "passive", "2024-03-01", "low_risk", "elevated_risk", "m@1")
+    assert decode("events.stepup", b"p9", encode(e1)) == e1  # meets the contract
     e2 = risk.update("p9", "2024-03-02", True, model="m@1")
     assert e2 is not None and (e2.from_level, e2.to_level) == ("elevated_risk", "high_risk")
     # one anomalous day crossing both bounds at once: low → high directly
