@@ -9,6 +9,7 @@ is what ``run --until-end`` relies on to close the last hours and days.
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any, Callable, Generic, Iterable, Optional, Tuple, TypeVar
 
 import bytewax.operators as op
@@ -32,15 +33,20 @@ S = TypeVar("S")
 class OperatorLogic(StatefulLogic[Any, Any, Any], Generic[S]):
     """Bytewax adapter for an operator state with ``update(x)`` and ``flush()``.
 
-    ``emit`` turns what ``update`` returned into output items.
+    ``emit`` turns what ``update`` returned into output items; ``wall_clock``
+    passes ``now=time.time()`` to ``update`` (see HourlyAggregator.watermark).
     """
 
-    def __init__(self, state: S, emit: Callable[[Any, Any], Iterable[Any]] | None = None) -> None:
+    def __init__(self, state: S, emit: Callable[[Any, Any], Iterable[Any]] | None = None,
+                 *, wall_clock: bool = False) -> None:
         self.state = state
         self.emit = emit or (lambda _item, result: result)
+        self.wall_clock = wall_clock
 
     def on_item(self, value: Any) -> Tuple[Iterable[Any], bool]:
-        return list(self.emit(value, self.state.update(value))), StatefulLogic.RETAIN  # type: ignore[attr-defined]
+        result = (self.state.update(value, now=time.time()) if self.wall_clock  # type: ignore[attr-defined]
+                  else self.state.update(value))  # type: ignore[attr-defined]
+        return list(self.emit(value, result)), StatefulLogic.RETAIN
 
     def on_eof(self) -> Tuple[Iterable[Any], bool]:
         return list(self.state.flush()), StatefulLogic.RETAIN  # type: ignore[attr-defined]
@@ -77,7 +83,8 @@ def hourly_stage(raw: Stream[Event], settings: Settings) -> tuple[Stream[HourlyF
         return out
 
     def build(resume: Optional[HourlyAggregator]) -> OperatorLogic[HourlyAggregator]:
-        return OperatorLogic(resume if resume is not None else HourlyAggregator(config=config), emit)
+        return OperatorLogic(resume if resume is not None else HourlyAggregator(config=config), emit,
+                             wall_clock=True)
 
     keyed = op.key_on("hourly_key", raw, _participant)
     out = op.key_rm("hourly_unkey", op.stateful("hourly", keyed, build))

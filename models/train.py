@@ -71,7 +71,7 @@ class TrainSummary:
     epochs: int
     best_epoch: int
     best_val_loss: float
-    train_loss: float
+    train_loss: float  # of the exported model, on the days it was trained on
     data_sha256: str
     seed: int
     hidden: int
@@ -256,11 +256,15 @@ def train_model(
     batch_size: int = 64,
     lr: float = 1e-3,
     clip: float = 10.0,
+    refit: bool = True,
 ) -> TrainSummary:
     """Train on healthy RhythmDaily (``rhythm``) or HourlyFeatures (``hourly``) records; export ONNX.
 
     ``model_kind="gru"`` (hourly input only) trains the GRU seq2seq model on the
-    24-h subsequences of local days. Same inputs and seed → identical ONNX file.
+    24-h subsequences of local days. Early stopping on held-out healthy days (the
+    last ``val_frac`` of each participant's days) picks the number of epochs; with
+    ``refit`` the exported model is then retrained from the same initial weights on
+    all healthy days for that many epochs. Same inputs and seed → identical ONNX file.
     """
     t0 = time.perf_counter()
     if input_kind not in ("rhythm", "hourly"):
@@ -316,10 +320,25 @@ def train_model(
 
     from phenoflow.models.autoencoder import deterministic
 
-    with deterministic(seed):  # weight initialisation is seeded too
-        model = GruSeq2Seq(p, hidden) if model_kind == "gru" else DenseAutoencoder(p, hidden, bottleneck)
+    def build() -> Any:
+        with deterministic(seed):  # weight initialisation is seeded too
+            if model_kind == "gru":
+                return GruSeq2Seq(p, hidden)
+            return DenseAutoencoder(p, hidden, bottleneck)
+
+    model = build()
     result = fit(model, X_train, X_val, seed=seed, max_epochs=max_epochs, patience=patience,
                  batch_size=batch_size, lr=lr)
+    final_loss = result.train_loss
+    if refit and X_val.shape[0]:
+        # Early stopping chose the epoch count; the shipped model then learns from every
+        # healthy day for that many epochs, so no participant's days are a mix of seen
+        # (training) and unseen (validation) days with different error levels.
+        model = build()
+        X_all = np.concatenate([X_train, X_val], axis=0)
+        final = fit(model, X_all, X_all[:0], seed=seed, max_epochs=max(result.best_epoch, 1),
+                    patience=max_epochs + 1, batch_size=batch_size, lr=lr)
+        final_loss = final.train_loss
     meta = spec.to_metadata()
     meta.update(
         {
@@ -336,6 +355,7 @@ def train_model(
             "n_val": str(X_val.shape[0]),
             "best_epoch": str(result.best_epoch),
             "best_val_loss": repr(result.best_val_loss),
+            "refit_on_all_healthy_days": str(bool(refit and X_val.shape[0])).lower(),
             "near_relapse_days": str(NEAR_RELAPSE_DAYS),
         }
     )
@@ -350,7 +370,7 @@ def train_model(
         n_near_relapse_excluded=excluded, dropped_mostly_null=n_null, dropped_constant=n_const,
         dropped_windows=len(all_names) - len(names), epochs=result.epochs,
         best_epoch=result.best_epoch, best_val_loss=result.best_val_loss,
-        train_loss=result.train_loss, data_sha256=sha, seed=seed, hidden=hidden,
+        train_loss=final_loss, data_sha256=sha, seed=seed, hidden=hidden,
         seconds=time.perf_counter() - t0,
     )
 

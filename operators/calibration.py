@@ -8,9 +8,11 @@ threshold τ marks a day anomalous (s > τ).
 
 Choices (defaults in :class:`CalibrationConfig`, reasons in models/README.md):
 
-- Calibration set: the participant's first ``calibration_days`` (14) scoreable
-  days — two weekly cycles, and as long as the longest rhythm window. While
-  calibrating, days get ``calibrating=True``, no score and never an anomaly.
+- Calibration, two phases: (1) the participant's first ``calibration_days`` (14)
+  scoreable days fit (μ, Σ) — two weekly cycles, as long as the longest rhythm
+  window; these days get no score; (2) the next ``threshold_days`` (14) are
+  scored against that fit and set τ. During both, days carry
+  ``calibrating=True`` and never an anomaly or a step-up.
 - Error groups: errors are first averaged within the model's error groups (a
   rhythm statistic across its window lengths and parameters; identity for hourly
   models). Rhythm models have hundreds of features but a participant has only
@@ -19,11 +21,15 @@ Choices (defaults in :class:`CalibrationConfig`, reasons in models/README.md):
   correlation matrix is shrunk with Ledoit–Wolf (scikit-learn) toward the
   identity — i.e. Σ = D·R_LW·D, shrinkage toward the diagonal of Σ — so 14 days
   already give a well-conditioned, invertible Σ. A fixed shrinkage can be set.
-- τ: the ``quantile`` (0.9) of leave-one-day-out scores of the calibration days
-  (each day scored against (μ, Σ) fitted without it), so τ is set on
-  out-of-sample scores like those of later days; in-sample scores are biased low
-  and would flag far more than 10 % of healthy days. A thresholds file
-  ({participant: τ}, from the evaluation tool) overrides the quantile.
+- τ: the ``quantile`` (0.9) of the threshold days' scores, i.e. scores of days
+  after the calibration set closed, like every later day. Rhythm statistics of
+  consecutive days share most of their windows, so the fit days are far from 14
+  independent samples: their in-sample or even leave-one-day-out scores run
+  ~1.5× below later days' and a τ set on them flagged 70–85 % of healthy days
+  on a simulated cohort (models/README.md). ``threshold_days=0`` falls back to the
+  leave-one-day-out scores of the fit days. A thresholds file
+  ({participant: τ}, from the evaluation tool) overrides the quantile and skips
+  phase 2.
 - Contributors of an anomaly: the ``top_k`` (5) features with the largest
   z = (e − μ_f)/σ_f, per-feature moments of the calibration days' errors.
 - Passive step-up: each scored day feeds :class:`~phenoflow.operators.stepup.PassiveRisk`.
@@ -132,6 +138,7 @@ class CalibrationConfig:
     """Per-participant calibration settings (module docstring gives the reasons)."""
 
     calibration_days: int = 14
+    threshold_days: int = 14
     quantile: float = 0.9
     top_k: int = 5
     min_observed: float = 0.75
@@ -143,6 +150,8 @@ class CalibrationConfig:
     def __post_init__(self) -> None:
         if self.calibration_days < 3:
             raise ValueError("calibration_days must be at least 3")
+        if self.threshold_days < 0:
+            raise ValueError("threshold_days must be >= 0")
         if not 0 < self.quantile < 1:
             raise ValueError("quantile must be in (0, 1)")
         if self.shrinkage is not None and not 0 < self.shrinkage <= 1:
@@ -293,7 +302,8 @@ class ParticipantScorer:
         self.feature_mu: np.ndarray | None = None
         self.feature_sd: np.ndarray | None = None
         self.threshold: float | None = None
-        self.calibration_scores: np.ndarray | None = None
+        self.threshold_scores: list[float] = []  # phase 2: scores of the threshold days
+        self.calibration_scores: np.ndarray | None = None  # the scores τ was set on
         self.last_day: str | None = None
         self.risk = PassiveRisk(self.config.risk)
 
@@ -315,13 +325,14 @@ class ParticipantScorer:
 
     @property
     def calibrating(self) -> bool:
-        return self.error_model is None
+        """True until τ is known (fit phase and threshold phase)."""
+        return self.threshold is None
 
     @property
     def covariance(self) -> np.ndarray:
         """Σ (k × k) of the fitted error model."""
         if self.error_model is None:
-            raise RuntimeError("still calibrating")
+            raise RuntimeError("(μ, Σ) not fitted yet")
         return self.error_model.covariance
 
     # --- scoring ---------------------------------------------------------------------
@@ -329,7 +340,7 @@ class ParticipantScorer:
     def distances(self, errors: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each error row ((n, p) or (p,)) — calibrated scorers only."""
         if self.error_model is None:
-            raise RuntimeError("still calibrating")
+            raise RuntimeError("(μ, Σ) not fitted yet")
         return self.error_model.distances(self.space.reduce(errors))
 
     def score_day(self, errors: np.ndarray, grouped: np.ndarray | None = None) -> float:
@@ -339,34 +350,41 @@ class ParticipantScorer:
         (``ErrorSpace.reduce`` on a batch is cheaper than per day).
         """
         if self.error_model is None:
-            raise RuntimeError("still calibrating")
+            raise RuntimeError("(μ, Σ) not fitted yet")
         G = self.space.reduce(errors) if grouped is None else grouped
         if G.ndim == 1:
             return self.error_model.distance(G)
         return float(self.error_model.distances(G).mean())
 
     def _fit(self) -> None:
+        """Close phase 1: fit (μ, Σ) and the per-feature moments; τ if it needs no phase 2."""
         c = self.config
         days = self.calibration_rows
         kw = {"shrinkage": c.shrinkage, "sd_floor": c.sd_floor, "min_shrinkage": c.min_shrinkage}
-        model = fit_error_model(np.vstack(days), **kw)
-        loo = np.empty(len(days))
-        for i in range(len(days)):
-            rest = np.vstack(days[:i] + days[i + 1 :])
-            loo[i] = fit_error_model(rest, **kw).distances(days[i]).mean()
+        self.error_model = fit_error_model(np.vstack(days), **kw)
         means = np.vstack(self.calibration_means)
         fsd = means.std(axis=0)
         fsd = np.maximum(fsd, max(c.sd_floor * float(np.median(fsd)), 1e-12))
-        self.error_model = model
         self.feature_mu = means.mean(axis=0).astype(np.float32)
         self.feature_sd = fsd.astype(np.float32)
-        self.calibration_scores = loo
-        self.threshold = (
-            float(self.threshold_override)
-            if self.threshold_override is not None
-            else float(np.quantile(loo, c.quantile))
-        )
+        if self.threshold_override is not None:
+            self.threshold = float(self.threshold_override)
+        elif c.threshold_days == 0:
+            loo = np.empty(len(days))
+            for i in range(len(days)):
+                rest = np.vstack(days[:i] + days[i + 1 :])
+                loo[i] = fit_error_model(rest, **kw).distances(days[i]).mean()
+            self._set_threshold(loo)
         self.calibration_rows, self.calibration_means = [], []
+
+    def _set_threshold(self, scores: np.ndarray) -> None:
+        self.calibration_scores = np.asarray(scores, dtype=np.float64)
+        # Weibull plotting position (i/(n+1)): the expected share of later scores below
+        # this estimate is `quantile` even for n = 14; the default linear rule gives ~0.85.
+        self.threshold = float(
+            np.quantile(self.calibration_scores, self.config.quantile, method="weibull")
+        )
+        self.threshold_scores = []
 
     def contributors(self, errors: np.ndarray) -> list[Contributor]:
         """Top-k features by standardised error z = (ē − μ_f)/σ_f > 0, ē = the day's mean error."""
@@ -402,32 +420,35 @@ class ParticipantScorer:
         if not replay:
             self.last_day = day
 
-        def record(score: float | None) -> ScoreDaily:
+        def record(score: float | None, calibrating: bool) -> ScoreDaily:
             return ScoreDaily(
                 participant=self.participant,
                 utc_offset_min=utc_offset_min,
                 day=day,
                 score=score,
-                threshold=self.threshold,
-                calibrating=self.calibrating,
+                threshold=None if calibrating else self.threshold,
+                calibrating=calibrating,
                 model=self.model,
             )
 
         if not scoreable:
-            return ScoreOutcome(record(None))
+            return ScoreOutcome(record(None, self.calibrating))
         assert errors is not None
-        if self.calibrating:
+        if self.error_model is None:  # phase 1: collect the fit days
             if not replay:
                 G = self.space.reduce(errors) if grouped is None else grouped
                 self.calibration_rows.append(np.atleast_2d(np.asarray(G, dtype=np.float64)))
                 self.calibration_means.append(np.atleast_2d(errors).mean(axis=0))
                 if len(self.calibration_rows) >= self.config.calibration_days:
-                    out = ScoreOutcome(record(None))  # the last calibration day itself
                     self._fit()
-                    return out
-            return ScoreOutcome(record(None))
+            return ScoreOutcome(record(None, True))
         s = self.score_day(errors, grouped)
-        assert self.threshold is not None
+        if self.threshold is None:  # phase 2: score the threshold days
+            if not replay:
+                self.threshold_scores.append(s)
+                if len(self.threshold_scores) >= self.config.threshold_days:
+                    self._set_threshold(np.array(self.threshold_scores))
+            return ScoreOutcome(record(s, True))
         is_anomaly = s > self.threshold
         anomaly = None
         if is_anomaly:
@@ -446,7 +467,7 @@ class ParticipantScorer:
             stepup = self.risk.update(
                 self.participant, day, is_anomaly, model=self.model, utc_offset_min=utc_offset_min
             )
-        return ScoreOutcome(record(s), anomaly, stepup)
+        return ScoreOutcome(record(s, False), anomaly, stepup)
 
 
     def update_day(self, d: DayErrors) -> ScoreOutcome:

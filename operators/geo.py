@@ -8,6 +8,8 @@ ellipsoid, far below GPS noise for phone fixes.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -29,6 +31,16 @@ def haversine_m(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLi
     a = np.sin(dp / 2.0) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2.0) ** 2
     # Rounding can push `a` a hair above 1 for antipodal points.
     return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def haversine1_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """:func:`haversine_m` for one pair of points with ``math`` (≈10× faster than numpy on scalars).
+
+    Used where fixes must be walked one by one (the distance anchor).
+    """
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((p2 - p1) / 2.0) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2.0) ** 2
+    return 2.0 * EARTH_RADIUS_M * math.asin(math.sqrt(min(max(a, 0.0), 1.0)))
 
 
 def metres_to_radians(metres: float) -> float:

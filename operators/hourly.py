@@ -8,7 +8,9 @@ event-time watermark. Feature definitions, units and policies: docs/hourly.md.
 
 Watermark: per sensor stream the largest event time seen; the participant's
 watermark is the minimum over *active* streams (those within
-``idle_timeout_s`` of the newest stream) minus ``allowed_lateness_s``. A local
+``idle_timeout_s`` of the newest stream, or — when the caller passes the wall
+clock ``now`` — that delivered within ``idle_wall_s``; a stream not seen yet
+counts from the participant's first event) minus ``allowed_lateness_s``. A local
 day closes when the watermark passes its last hour's end. An event whose hour
 was already emitted is *late*: returned in :class:`HourlyStep` and counted,
 never silently dropped.
@@ -66,6 +68,7 @@ class HourlyConfig:
 
     allowed_lateness_s: float = 2 * 3600.0  #: watermark slack behind the slowest active stream
     idle_timeout_s: float = 48 * 3600.0  #: a stream this far behind the newest one stops holding days open
+    idle_wall_s: float = 120.0  #: …unless it delivered within this many wall-clock seconds (flows pass `now`)
     place_eps_m: float = 1000.0  #: DBSCAN ε (Adler et al. seed value)
     place_min_samples: int = 10  #: DBSCAN min_samples (seed value)
     place_history_days: float = 14.0  #: rolling location history for DBSCAN
@@ -87,7 +90,7 @@ class HourlyConfig:
     def __post_init__(self) -> None:
         if self.sleep_slot_s <= 0 or 3600 % self.sleep_slot_s:
             raise UserError(f"sleep_slot_s={self.sleep_slot_s} must divide 3600 — use e.g. 300 or 600")
-        for name in ("allowed_lateness_s", "idle_timeout_s", "place_eps_m", "place_carry_max_s",
+        for name in ("allowed_lateness_s", "idle_timeout_s", "idle_wall_s", "place_eps_m", "place_carry_max_s",
                      "screen_session_max_s", "conversation_gap_s", "distance_jitter_m"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name}={getattr(self, name)} is negative — use a value ≥ 0")
@@ -163,6 +166,9 @@ class HourlyAggregator:
         self.participant = participant
         self.late_events = 0
         self._stream_max: dict[str, float] = {}
+        self._stream_wall: dict[str, float] = {}  # wall clock of each stream's last delivery
+        self._first: tuple[float, float] | None = None  # (event time, wall clock) of the first event
+        self._now: float | None = None  # wall clock of the latest update that passed one
         self._hours: dict[int, _Hour] = {}
         self._first_hour: int | None = None
         self._last_hour: int | None = None
@@ -178,26 +184,50 @@ class HourlyAggregator:
         self._means = HourOfDayMeans(len(FEATURE_NAMES))
         self._rest = (np.empty(0), np.empty(0), np.empty(0, np.int8))  # slot utc, local, state
 
-    # --- watermark ---------------------------------------------------------------------
-
     @property
     def watermark(self) -> float:
-        """Event time (UTC s) up to which this participant's input is taken as complete."""
+        """Event time (UTC s) up to which this participant's input is taken as complete.
+
+        A stream holds the watermark while it is active in event time (its max
+        within ``idle_timeout_s`` of the newest stream's) or, when the caller
+        passes the wall clock, in wall time (delivered within ``idle_wall_s``).
+        Why both: in a fast replay the source reads topics with skew — a sparse
+        topic (SMS) can be read to its end while the accelerometer is days behind
+        in event time; the lagging stream is still delivering, so it must keep
+        holding. With the wall clock, streams not seen yet count as seen at the
+        participant's first event, so the first topic read cannot close days
+        alone.
+        """
         if not self._stream_max:
             return -math.inf
+        c = self.config
         newest = max(self._stream_max.values())
-        active = [t for t in self._stream_max.values() if t >= newest - self.config.idle_timeout_s]
-        return min(active) - self.config.allowed_lateness_s
+        maxes = dict(self._stream_max)
+        if self._now is not None and self._first is not None:
+            for stream in STREAMS.values():
+                maxes.setdefault(stream, self._first[0])
+        active = []
+        for stream, t in maxes.items():
+            if t >= newest - c.idle_timeout_s:
+                active.append(t)
+            elif self._now is not None:
+                wall = self._stream_wall.get(stream, self._first[1] if self._first else -math.inf)
+                if self._now - wall < c.idle_wall_s:
+                    active.append(t)
+        return min(active) - c.allowed_lateness_s
 
     @property
     def pending_hours(self) -> int:
         """Hours holding partial aggregates (not yet emitted)."""
         return len(self._hours)
 
-    # --- input -------------------------------------------------------------------------
+    def update(self, event: object, now: float | None = None) -> HourlyStep:
+        """Add one raw event; return the records of newly closed days and any late event.
 
-    def update(self, event: object) -> HourlyStep:
-        """Add one raw event; return the records of newly closed days and any late event."""
+        ``now`` is the wall clock (s, any monotonic origin); streaming callers pass
+        it so that streams still delivering hold the watermark (see :attr:`watermark`).
+        Without it the watermark is a pure function of the events seen.
+        """
         step = HourlyStep()
         stream = STREAMS.get(type(event))
         if stream is None:
@@ -215,6 +245,11 @@ class HourlyAggregator:
             self.late_events += 1
         if got is not None:
             self._stream_max[stream] = max(self._stream_max.get(stream, -math.inf), got[0])
+            if now is not None:
+                self._now = now
+                self._stream_wall[stream] = now
+                if self._first is None:
+                    self._first = (got[0], now)
             step.records = self._advance(self.watermark, final=False)
         return step
 
@@ -293,8 +328,6 @@ class HourlyAggregator:
             _msum_add(acc[1], s1_s)
             _msum_add(acc[2], s2_s)
         return newest, late
-
-    # --- closing days ------------------------------------------------------------------
 
     def _advance(self, wm: float, final: bool) -> list[HourlyFeatures]:
         out: list[HourlyFeatures] = []

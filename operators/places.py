@@ -12,9 +12,13 @@ is *other*.
 * Refit policy: when a local day closes its fixes join the history and the
   model is refitted every ``refit_days``-th close (default 1: every day).
   Between refits fixes are labelled with the previous fit.
+* Clustering runs on the history snapped to a 1e-4° grid (≈ 11 m, ~1 % of
+  ε) with the fixes per cell as DBSCAN ``sample_weight`` — the same result as
+  DBSCAN on the snapped fixes, at a fraction of the cost for people who stay
+  in few places.
 * Labelling: a fix belongs to the primary/secondary place iff it lies within
-  ε of one of that cluster's core samples (DBSCAN's own rule for border
-  points); the nearest core sample wins when both qualify.
+  ε of one of that cluster's core cells (DBSCAN's own rule for border
+  points); the nearest core cell wins when both qualify.
 * Stable labels: clusters are ranked by size, but when the new top two are
   the old two places in swapped order (each new centroid within ε of the
   other's old centroid) the old roles are kept unless the new primary is more
@@ -34,7 +38,7 @@ from numpy.typing import NDArray
 from sklearn.cluster import DBSCAN
 from sklearn.neighbors import BallTree
 
-from phenoflow.operators.geo import haversine_m, metres_to_radians, spherical_centroid, to_radians
+from phenoflow.operators.geo import haversine1_m, haversine_m, metres_to_radians, spherical_centroid, to_radians
 
 OTHER, PRIMARY, SECONDARY = 0, 1, 2
 #: Index order of the place rows returned by :meth:`PlaceTracker.attribute`.
@@ -231,13 +235,13 @@ class PlaceTracker:
         if ts.size:
             hours = (np.floor(ts / 3600.0) - h0).astype(np.int64)
             # Sequential by nature (the anchor moves), but runs once per fix, not per sample.
-            for i in range(ts.size):
+            for i, (la, lo_) in enumerate(zip(lat.tolist(), lon.tolist())):
                 if self._anchor is None:
-                    self._anchor = (float(lat[i]), float(lon[i]))
+                    self._anchor = (la, lo_)
                     continue
-                d = float(haversine_m(self._anchor[0], self._anchor[1], lat[i], lon[i]))
+                d = haversine1_m(self._anchor[0], self._anchor[1], la, lo_)
                 if d >= jitter_m:
                     distance[hours[i]] += d
-                    self._anchor = (float(lat[i]), float(lon[i]))
+                    self._anchor = (la, lo_)
             self.last_ts, self.last_label = float(ts[-1]), int(labels[-1])
         return place_s, distance

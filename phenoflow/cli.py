@@ -180,4 +180,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m phenoflow.cli`: run the registered module's app, not this __main__ copy.
+    from phenoflow.cli import main as _main
+
+    _main()

@@ -89,7 +89,8 @@ def iter_dump(
             if not raw:
                 continue
             if wanted_b is not None:
-                m = _PARTICIPANT.search(raw)
+                # encoders put `participant` first; look at the head before scanning a 100-kB line
+                m = _PARTICIPANT.search(raw, 0, 256) or _PARTICIPANT.search(raw)
                 if m is not None and m.group(1) not in wanted_b:
                     continue
             stats.lines += 1

@@ -357,6 +357,6 @@ def forest(tests: Sequence[object], outcome: str) -> str:
             c.dot(clip(t.odds_ratio) if t.odds_ratio > 0 else 0.01, i, r=5, color=col, title=f"OR {t.odds_ratio:.2f}")  # type: ignore[attr-defined]
         elif t.odds_ratio > 0:  # type: ignore[attr-defined]
             c.dot(100, i, r=5, color=col, title="OR ∞ (no event outside the group's complement cell)")
-        c.text(c.w - c.right + 8, c.y(i) + 4, f"{_pct(t.rate_group)} vs {_pct(t.rate_rest)} · p_BY {t.p_by:.3g}", size=11, color="#374151")  # type: ignore[attr-defined]
-    c.legend([("dot", RED, "alert (corrected p < α)"), ("dot", ORANGE, "watch (uncorrected p < α)"), ("dot", GREY, "ok")], x=c.left + 330, y=18)
+        c.text(c.w - c.right + 8, c.y(i) + 4, f"{_pct(t.rate_group)} vs {_pct(t.rate_rest)} · BY p {t.p_by:.2g}", size=11, color="#374151")  # type: ignore[attr-defined]
+    c.legend([("dot", RED, "alert: BY p < α"), ("dot", ORANGE, "watch: p < α"), ("dot", GREY, "ok")], x=c.left + 300, y=18)
     return c.render()

@@ -179,9 +179,9 @@ def build_timeline(truth: ParticipantTruth, days: int, weekday0: int, strength: 
     sig = {m: (ramp if m in truth.signature else np.zeros(days)) for m in
            ("sleep", "activity", "social", "mobility", "night_screen")}
     if truth.signature.get("social", -1) < 0:
-        social = np.maximum(0.1, 1 - 0.7 * sig["social"])
+        social = np.maximum(0.05, 1 - 0.85 * sig["social"])
     else:
-        social = 1 + 1.5 * sig["social"]
+        social = 1 + 2.0 * sig["social"]
 
     onset, wake = _sleep(truth, days, weekday0, sig["sleep"], rng)
     asleep = _mask(M, onset, wake)

@@ -161,7 +161,7 @@ def ambient(tl: Timeline, t0: float, dropout: float, rng: np.random.Generator) -
     Light follows day/night and place (dark in bed or in a pocket, bright
     outdoors by day); sound is quiet (≈30 dB) in sleep and louder at work, out
     and in transit, +7 dB while talking. ``voice`` is true in 90 % of samples
-    during a conversation and 3 % otherwise (TV, bystanders). The light sensor
+    during a conversation and 2 % otherwise (TV, bystanders). The light sensor
     and the audio pipeline drop out (type 1) independently.
     """
     M = tl.asleep.size
@@ -187,7 +187,7 @@ def ambient(tl: Timeline, t0: float, dropout: float, rng: np.random.Generator) -
                       [rng.normal(30, 2.5, n), rng.normal(68, 5, n), rng.normal(46, 5, n),
                        rng.normal(56, 5, n)], rng.normal(60, 6, n))
     sound = np.round(np.clip(sound + 7.0 * talking, 20, 110), 1)
-    voice = np.where(talking, rng.random(n) < 0.9, ~asleep & (rng.random(n) < 0.03)).astype(np.int8)
+    voice = np.where(talking, rng.random(n) < 0.9, ~asleep & (rng.random(n) < 0.02)).astype(np.int8)
 
     H = tl.hour_missing.size
     hour = np.clip((lsec // 3600).astype(np.int64), 0, H - 1)

@@ -82,7 +82,7 @@ def test_merge_is_in_event_time_order(tmp_path: Path) -> None:
 
 def test_simulated_cohort_round_trip_via_cli(tmp_path: Path, kafka: Settings) -> None:
     cohort = tmp_path / "sim"
-    env_cli = [sys.executable, "-m", "phenoflow.cli"]
+    env_cli = [sys.executable, "-m", "phenoflow"]
     subprocess.run([*env_cli, "simulate", "--participants", "3", "--days", "4", "--seed", "3", "--out", str(cohort)],
                    check=True, capture_output=True)
     run = subprocess.run([*env_cli, "replay", str(cohort), "--bootstrap", kafka.bootstrap],
@@ -99,7 +99,7 @@ def test_simulated_cohort_round_trip_via_cli(tmp_path: Path, kafka: Settings) ->
 
 
 def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
-    cli = [sys.executable, "-m", "phenoflow.cli"]
+    cli = [sys.executable, "-m", "phenoflow"]
     cases = [
         ([*cli, "replay", str(tmp_path / "missing")], "does not exist"),
         ([*cli, "replay", str(tmp_path)], "holds no topic files"),

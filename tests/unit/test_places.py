@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from phenoflow.contract import Location
-from phenoflow.operators.geo import EARTH_RADIUS_M, haversine_m, spherical_centroid
+from phenoflow.operators.geo import EARTH_RADIUS_M, haversine1_m, haversine_m, spherical_centroid
 from phenoflow.operators.hourly import HourlyAggregator
 from phenoflow.operators.places import OTHER, PRIMARY, SECONDARY, PlaceModel, PlaceTracker
 
@@ -25,6 +25,14 @@ def test_haversine_hand_values() -> None:
     assert float(haversine_m(52.5208, 13.4094, 48.8584, 2.2945)) == pytest.approx(878_000, rel=0.005)
     d = haversine_m([0.0, 0.0], [0.0, 0.0], [1.0, 2.0], [0.0, 0.0])
     assert d.shape == (2,) and d[1] == pytest.approx(2 * d[0])
+
+
+def test_scalar_haversine_matches_the_vectorised_one() -> None:
+    rng = np.random.default_rng(0)
+    pts = rng.uniform([-90, -180, -90, -180], [90, 180, 90, 180], (200, 4))
+    vec = haversine_m(pts[:, 0], pts[:, 1], pts[:, 2], pts[:, 3])
+    one = [haversine1_m(*row) for row in pts.tolist()]
+    assert one == pytest.approx(vec.tolist(), rel=1e-12, abs=1e-6)
 
 
 def test_spherical_centroid_across_the_antimeridian() -> None:

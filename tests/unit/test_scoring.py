@@ -128,6 +128,8 @@ def test_day_errors_rhythm(tmp_path: Path, weights) -> None:
     assert [(d.participant, d.day) for d in out] == [("p1", "2024-01-01"), ("p2", "2024-01-01")]
     assert np.allclose(out[0].errors, np.abs(X[0] - (X[0] @ W + b)), atol=1e-5)
     assert out[0].observed == 1.0 and out[1].observed == 0.25
+    space = sc.error_space()
+    assert all(np.allclose(d.grouped, space.reduce(d.errors)) for d in out)
 
 
 def hour(pid: str, local_day_start: float, h: int, off: int, value: float, filled: float = 0.0) -> HourlyFeatures:
@@ -148,6 +150,7 @@ def test_day_errors_hourly_groups_by_local_day(tmp_path: Path, weights) -> None:
     X = sc.vectorize(recs[:24])
     assert np.allclose(out[0].errors, np.abs(X - (X @ W + b)), atol=1e-5)
     assert out[1].observed == pytest.approx(3 / 24)
+    assert out[1].grouped.shape == (3, 4)
 
 
 def test_day_errors_gru_builds_24_hour_sequences(tmp_path: Path, weights) -> None:
@@ -160,6 +163,7 @@ def test_day_errors_gru_builds_24_hour_sequences(tmp_path: Path, weights) -> Non
     X = sc.vectorize(recs)
     assert np.allclose(d.errors, np.abs(X - (X @ W + b)), atol=1e-5)
     assert d.observed == pytest.approx(19 / 24)  # 23 present, 4 fully imputed
+    assert np.allclose(d.grouped, sc.error_space().reduce(d.errors))
 
 
 def test_model_id_tracks_file_content(tmp_path: Path, weights) -> None:

@@ -67,6 +67,10 @@ def test_group_reduction_matches_a_loop() -> None:
     E = errors(5)
     assert np.allclose(space().reduce(E), group_means(E))
     assert np.allclose(space().reduce(E[0]), group_means(E[0])[0])
+    # interleaved groups (feature i in group i mod 10) need a permutation first
+    inter = ErrorSpace("inter@1", NAMES, np.arange(P) % 10, tuple(f"g{g}" for g in range(10)))
+    want = np.stack([E[:, g::10].mean(axis=1) for g in range(10)], axis=1)
+    assert np.allclose(inter.reduce(E), want)
     with pytest.raises(ValueError):
         ErrorSpace("bad@1", ("a", "b"), np.array([0, 2]), ("g0", "g1", "g2"))
 
@@ -215,6 +219,16 @@ def test_restored_scorer_needs_its_model_loaded() -> None:
     restored = pickle.loads(blob)
     with pytest.raises(UserError, match="not loaded"):
         restored.update(days(1)[0], errors(1)[0])
+
+
+def test_precomputed_group_errors_give_the_same_outcomes() -> None:
+    a = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=5))
+    b = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=5))
+    E = errors(12, seed=4)
+    E[9:] *= 4
+    G = space().reduce(E)  # batch-wise, as OnnxScorer.day_errors does
+    for d, e, g in zip(days(12), E, G):
+        assert a.update(d, e) == b.update(d, e, grouped=g)
 
 
 def test_replayed_day_is_not_learned_twice() -> None:

@@ -1,0 +1,5 @@
+"""``python -m phenoflow`` = the ``phenoflow`` command."""
+
+from phenoflow.cli import main
+
+main()
