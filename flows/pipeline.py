@@ -17,6 +17,7 @@ import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSource
 from bytewax.dataflow import Dataflow, Stream
 
+from phenoflow import metrics
 from phenoflow.config import Settings, load_settings
 from phenoflow.connectors.kafka_sink import DeliveringKafkaSink
 from phenoflow.contract import (
@@ -104,4 +105,6 @@ def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool =
 def get_flow(stages: str = ",".join(STAGES), until_end: bool = False) -> Dataflow:
     """Factory for ``python -m bytewax.run``; settings from the environment."""
     settings = load_settings()
-    return build_flow(settings, parse_stages(stages), until_end=until_end)
+    flow = build_flow(settings, parse_stages(stages), until_end=until_end)
+    metrics.serve(settings.metrics_port)
+    return flow

@@ -167,7 +167,7 @@ class HourlyAggregator:
         self.late_events = 0
         self._stream_max: dict[str, float] = {}
         self._stream_wall: dict[str, float] = {}  # wall clock of each stream's last delivery
-        self._first: tuple[float, float] | None = None  # (event time, wall clock) of the first event
+        self._first: tuple[float, float] | None = None  # (earliest event time, wall clock of first event)
         self._now: float | None = None  # wall clock of the latest update that passed one
         self._hours: dict[int, _Hour] = {}
         self._first_hour: int | None = None
@@ -195,7 +195,7 @@ class HourlyAggregator:
         topic (SMS) can be read to its end while the accelerometer is days behind
         in event time; the lagging stream is still delivering, so it must keep
         holding. With the wall clock, streams not seen yet count as seen at the
-        participant's first event, so the first topic read cannot close days
+        participant's earliest event, so the first topic read cannot close days
         alone.
         """
         if not self._stream_max:
@@ -248,8 +248,8 @@ class HourlyAggregator:
             if now is not None:
                 self._now = now
                 self._stream_wall[stream] = now
-                if self._first is None:
-                    self._first = (got[0], now)
+                # Unseen streams are held at the earliest event time seen so far.
+                self._first = (got[0], now) if self._first is None else (min(self._first[0], got[0]), self._first[1])
             step.records = self._advance(self.watermark, final=False)
         return step
 

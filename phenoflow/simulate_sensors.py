@@ -69,7 +69,8 @@ def screen(truth: ParticipantTruth, tl: Timeline, t0: float, dropout: float,
 
     Sessions start at ``screen_per_h`` per awake hour (more in the evening, few
     while travelling), rarely during sleep; the night-screen signature adds
-    sessions late in the evening and during the night. Session lengths are
+    sessions late in the evening and wakes with phone use during the night (at
+    full strength ≈ 0.5 + 0.3·screen_per_h per hour of sleep). Session lengths are
     log-normal (median 45 s); ~80 % of sessions unlock.
     """
     M = tl.asleep.size
@@ -79,7 +80,8 @@ def screen(truth: ParticipantTruth, tl: Timeline, t0: float, dropout: float,
     late = (h >= 21) | (h < 3)
     awake_rate = (truth.screen_per_h / 60 * np.where(evening, 1.4, 1.0)
                   * np.where(tl.moving, 0.3, 1.0) * (1 + 2.0 * ns * late))
-    rate = np.where(tl.asleep, 0.0004 + 0.015 * ns, awake_rate)
+    base = truth.screen_per_h / 60
+    rate = np.where(tl.asleep, 0.0004 + (0.008 + 0.3 * base) * ns, awake_rate)
     start = np.flatnonzero(rng.random(M) < rate) * 60.0
     start += rng.uniform(0, 60, start.size)
     dur = np.clip(rng.lognormal(math.log(45), 1.1, start.size)

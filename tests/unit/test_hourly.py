@@ -231,3 +231,24 @@ def test_foreign_participant_is_a_programming_error() -> None:
     agg = HourlyAggregator("p1")
     with pytest.raises(ValueError):
         agg.update(Sms(participant="p2", ts=T0, direction="incoming"))
+
+
+def test_wall_clock_keeps_delivering_streams_active() -> None:
+    """Replay skew: the accelerometer lags days behind a topic read to its end, yet still delivers."""
+    agg = HourlyAggregator()
+    wall = 1000.0
+    agg.update(fix(T0 + 5 * 86400.0, HOME), now=wall)  # location read far ahead (sparse topic)
+    assert agg.watermark == T0 + 5 * 86400.0 - 7200.0
+    step = agg.update(acc([T0 + 60.0], [0.0], [0.0], [9.8]), now=wall + 1)
+    assert step.late == [] and step.records == []
+    # 5 days behind the newest stream in event time, but delivered 1 s ago in wall time: it
+    # holds, and so do the streams not seen yet (held at the earliest event time).
+    assert agg.watermark == T0 + 60.0 - 7200.0
+    # Without the wall clock the same lag makes the accelerometer idle (event-time rule only).
+    pure = HourlyAggregator()
+    pure.update(fix(T0 + 5 * 86400.0, HOME))
+    pure.update(acc([T0 + 60.0], [0.0], [0.0], [9.8]))
+    assert pure.watermark == T0 + 5 * 86400.0 - 7200.0
+    # Once the accelerometer has been silent past idle_wall_s, it stops holding.
+    agg.update(fix(T0 + 5 * 86400.0 + 60.0, HOME), now=wall + 1 + 121.0)
+    assert agg.watermark > T0 + 4 * 86400.0

@@ -69,7 +69,7 @@ def test_shifted_days_are_flagged_far_more_often(tmp_path: Path) -> None:
         st = states.setdefault(d.participant, ParticipantScorer(d.participant, space, CalibrationConfig()))
         out = st.update(d.day, d.errors, d.utc_offset_min, observed=d.observed)
         if out.score.calibrating:
-            assert out.anomaly is None and out.score.score is None
+            assert out.anomaly is None and out.score.threshold is None
             continue
         flagged = out.anomaly is not None
         assert flagged == (out.score.score > out.score.threshold)

@@ -56,6 +56,8 @@ def shrunk_sigma(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def calibrated(n_cal: int = 14, seed: int = 0, **cfg: object) -> tuple[ParticipantScorer, np.ndarray]:
+    """A scorer after ``n_cal`` fit days; τ from leave-one-out scores (no threshold days)."""
+    cfg.setdefault("threshold_days", 0)
     sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=n_cal, **cfg))  # type: ignore[arg-type]
     E = errors(n_cal, seed)
     for d, e in zip(days(n_cal), E):
@@ -108,19 +110,32 @@ def test_threshold_is_quantile_of_leave_one_out_scores() -> None:
         mu, sigma = shrunk_sigma(np.delete(G, i, axis=0))
         loo.append(mahalanobis(G[i], mu, np.linalg.inv(sigma)))
     assert np.allclose(sc.calibration_scores, loo, rtol=1e-9)
-    assert sc.threshold == pytest.approx(float(np.quantile(loo, 0.9)), rel=1e-12)
+    # Weibull position: 0.9·(14+1) = 13.5 → halfway between the 13th and 14th smallest
+    srt = np.sort(loo)
+    assert sc.threshold == pytest.approx((srt[12] + srt[13]) / 2, rel=1e-12)
 
 
-def test_no_score_and_no_anomaly_while_calibrating() -> None:
-    sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=5))
-    huge = errors(5) * 1000
-    for i, (d, e) in enumerate(zip(days(5), huge)):
-        out = sc.update(d, e, 60)
-        assert out.score.calibrating and out.score.score is None and out.score.threshold is None
+def test_threshold_from_the_days_after_the_fit_days() -> None:
+    sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=6, threshold_days=9))
+    E = errors(20, seed=2)
+    E[6:15] *= 50  # huge errors during the threshold phase: still no anomaly
+    ds = days(20)
+    outs = [sc.update(d, e, 60) for d, e in zip(ds, E)]
+    mu, sigma = shrunk_sigma(group_means(E[:6]))
+    want = [mahalanobis(g, mu, np.linalg.inv(sigma)) for g in group_means(E[6:15])]
+    for i, out in enumerate(outs[:15]):
+        assert out.score.calibrating and out.score.threshold is None
         assert out.anomaly is None and out.stepup is None
-        assert out.score.day == d and out.score.utc_offset_min == 60 and out.score.model == sc.model
-    out = sc.update(days(6)[-1], huge[0])
-    assert not out.score.calibrating and out.score.threshold is not None and out.score.score is not None
+        assert out.score.day == ds[i] and out.score.utc_offset_min == 60 and out.score.model == sc.model
+        if i < 6:
+            assert out.score.score is None  # fit days are not scored
+        else:
+            assert out.score.score == pytest.approx(want[i - 6], rel=1e-9)
+    srt = np.sort(want)  # Weibull position 0.9·10 = 9 → the largest of 9
+    assert sc.threshold == pytest.approx(srt[8], rel=1e-12)
+    assert np.allclose(sc.calibration_scores, want, rtol=1e-9)
+    assert all(not o.score.calibrating and o.score.threshold == sc.threshold for o in outs[15:])
+    assert not any(o.anomaly for o in outs[15:])  # ordinary days under a threshold set on huge ones
 
 
 def test_anomaly_event_and_contributors() -> None:
@@ -147,7 +162,7 @@ def test_anomaly_event_and_contributors() -> None:
 
 
 def test_hourly_errors_average_hourly_distances() -> None:
-    sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=4))
+    sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=4, threshold_days=0))
     E = errors(4, rows=24)
     for d, e in zip(days(4), E):
         sc.update(d, e)
@@ -163,7 +178,7 @@ def test_threshold_override_and_thresholds_file(tmp_path: Path) -> None:
     sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=3), threshold=1e9)
     for d, e in zip(days(3), errors(3)):
         sc.update(d, e)
-    assert sc.threshold == 1e9
+    assert sc.threshold == 1e9 and not sc.calibrating  # a given τ skips the threshold phase
     assert sc.update("2024-02-01", errors(1)[0] * 50).anomaly is None
     f = tmp_path / "t.json"
     f.write_text(json.dumps({"p1": 2.5, "p2": 3}))
@@ -179,7 +194,8 @@ def test_threshold_override_and_thresholds_file(tmp_path: Path) -> None:
 
 
 def test_days_without_enough_data_are_not_scored_or_learned() -> None:
-    sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=3, min_observed=0.75))
+    sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=3, threshold_days=0,
+                                                            min_observed=0.75))
     E = errors(6)
     ds = days(6)
     assert sc.update(ds[0], E[0], observed=0.5).score.score is None
@@ -195,9 +211,9 @@ def test_days_without_enough_data_are_not_scored_or_learned() -> None:
 
 def test_pickle_round_trip_continues_identically_and_is_small() -> None:
     sc = ParticipantScorer("p1", space("pickle@1"), CalibrationConfig(calibration_days=14))
-    E = errors(40, seed=3)
-    E[30:] *= 3  # a deterioration, so anomalies and passive step-ups happen
-    ds = days(40)
+    E = errors(50, seed=3)
+    E[36:] *= 3  # a deterioration, so anomalies and passive step-ups happen
+    ds = days(50)
     for d, e in zip(ds[:8], E[:8]):
         sc.update(d, e)
     clone = pickle.loads(pickle.dumps(sc))  # mid-calibration
@@ -209,11 +225,11 @@ def test_pickle_round_trip_continues_identically_and_is_small() -> None:
     assert NAMES[0].encode() not in blob  # feature names live in the shared ErrorSpace
     assert len(blob) < 8_000
     restored = pickle.loads(blob)
-    assert restored.update("2024-03-01", E[35]) == sc.update("2024-03-01", E[35])
+    assert restored.update("2024-03-01", E[45]) == sc.update("2024-03-01", E[45])
 
 
 def test_restored_scorer_needs_its_model_loaded() -> None:
-    sc = ParticipantScorer("p1", space("gone@1"), CalibrationConfig(calibration_days=3))
+    sc = ParticipantScorer("p1", space("gone@1"), CalibrationConfig(calibration_days=3, threshold_days=0))
     blob = pickle.dumps(sc)
     calibration._SPACES.pop("gone@1")
     restored = pickle.loads(blob)
@@ -222,8 +238,8 @@ def test_restored_scorer_needs_its_model_loaded() -> None:
 
 
 def test_precomputed_group_errors_give_the_same_outcomes() -> None:
-    a = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=5))
-    b = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=5))
+    a = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=5, threshold_days=3))
+    b = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=5, threshold_days=3))
     E = errors(12, seed=4)
     E[9:] *= 4
     G = space().reduce(E)  # batch-wise, as OnnxScorer.day_errors does

@@ -256,7 +256,8 @@ def signature_effects(people: dict[str, Person], truth: list, days: int) -> dict
 
 
 def who5_drop(people: dict[str, Person], truth: list) -> tuple[float, int]:
-    """Pooled mean of (WHO-5 in NR30 − the participant's mean outside NR30), and its n."""
+    """Pooled mean of (WHO-5 in NR30 − the participant's mean on days of relative health,
+    i.e. outside NR30 and the week after a relapse), and its n."""
     diffs = []
     for t in truth:
         if not t.relapse_days:
@@ -264,9 +265,11 @@ def who5_drop(people: dict[str, Person], truth: list) -> tuple[float, int]:
         p = people[t.participant]
         sday, score = p.arr("survey", 0) // 86400, p.arr("survey", 1)
         nr = np.zeros(sday.size, bool)
+        after = np.zeros(sday.size, bool)
         for r in t.relapse_days:
             nr |= (sday >= r - 30) & (sday < r)
-        diffs += (score[nr] - score[~nr].mean()).tolist()
+            after |= (sday >= r) & (sday < r + 7)
+        diffs += (score[nr] - score[~nr & ~after].mean()).tolist()
     return float(np.mean(diffs)), len(diffs)
 
 
