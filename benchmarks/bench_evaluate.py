@@ -104,7 +104,9 @@ def main() -> None:
         print(f"comparison ({args.compare_iterations} splits):                     {time.perf_counter() - t:6.2f} s")
         for m in r.comparison:
             per = m.seconds / max(m.iterations, 1)
-            print(f"  {m.label:32s} {m.seconds:7.1f} s ({per:6.1f} s/split)  TPR/FPR {m.tpr_fpr.median}  {m.status}")
+            ratio = m.tpr_fpr.median
+            shown = "n/a" if ratio is None else "inf" if math.isinf(ratio) else f"{ratio:.2f}"
+            print(f"  {m.label:32s} {m.seconds:7.1f} s ({per:6.1f} s/split)  median TPR/FPR {shown:>6s}  {m.status}")
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def fit(
     batch_size: int = 64,
     lr: float = 1e-3,
     weight_decay: float = 1e-5,
-    min_delta: float = 1e-5,
+    min_delta: float = 1e-3,
 ) -> FitResult:
     """Train ``model`` to reconstruct ``X_train``; stop when the held-out loss stalls.
 

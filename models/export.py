@@ -75,7 +75,9 @@ def export_onnx(
         tmp.write_bytes(data)
         tmp.replace(out)
     except OSError as exc:
-        raise UserError(f"cannot write model to {out} ({exc.strerror}) — pick a writable --out path") from None
+        raise UserError(
+            f"cannot write model to {out} ({exc.strerror}) — pick a writable --out path"
+        ) from None
     return out
 
 

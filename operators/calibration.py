@@ -41,10 +41,9 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy.linalg import solve_triangular
@@ -53,85 +52,8 @@ from sklearn.covariance import ledoit_wolf_shrinkage
 from phenoflow.contract import AnomalyEvent, Contributor, ScoreDaily, StepUpEvent
 from phenoflow.errors import UserError
 from phenoflow.operators.event_ids import anomaly_event_id
+from phenoflow.operators.scoring import DayErrors, ErrorSpace, lookup_space
 from phenoflow.operators.stepup import PassiveRisk, RiskTierConfig
-
-if TYPE_CHECKING:
-    from phenoflow.operators.scoring import DayErrors
-
-_SPACES: dict[str, ErrorSpace] = {}
-_SPACES_LOCK = threading.Lock()
-
-
-class ErrorSpace:
-    """A model's error layout: feature names and their error groups. Shared, immutable.
-
-    Constructing one registers it by ``model_id`` so that :class:`ParticipantScorer`
-    objects restored from a pickle (Bytewax recovery) find it again without each
-    snapshot carrying hundreds of feature names.
-    """
-
-    __slots__ = ("model_id", "feature_names", "groups", "group_names", "_counts", "_perm",
-                 "_starts", "_identity")
-
-    def __init__(
-        self,
-        model_id: str,
-        feature_names: tuple[str, ...],
-        groups: np.ndarray,
-        group_names: tuple[str, ...],
-    ) -> None:
-        self.model_id = model_id
-        self.feature_names = tuple(feature_names)
-        self.groups = np.asarray(groups, dtype=np.int64)
-        self.group_names = tuple(group_names)
-        k = len(self.group_names)
-        if self.groups.shape != (len(self.feature_names),) or (
-            self.groups.size and (self.groups.min() < 0 or self.groups.max() >= k)
-        ):
-            raise ValueError("every feature needs a group index in [0, number of groups)")
-        self._counts = np.bincount(self.groups, minlength=k).astype(np.float64)
-        if (self._counts == 0).any():
-            raise ValueError("every error group needs at least one feature")
-        # Columns sorted by group so that np.add.reduceat sums each group's run.
-        # (phenoflow train orders features by group, so usually no permutation is needed).
-        perm = np.argsort(self.groups, kind="stable")
-        self._starts = np.searchsorted(self.groups[perm], np.arange(k))
-        self._perm = None if np.array_equal(perm, np.arange(perm.size)) else perm
-        self._identity = k == len(self.feature_names) and bool(
-            np.array_equal(self.groups, np.arange(k))
-        )
-        with _SPACES_LOCK:
-            _SPACES[model_id] = self
-
-    @classmethod
-    def identity(cls, model_id: str, feature_names: tuple[str, ...]) -> ErrorSpace:
-        """One group per feature (no reduction)."""
-        return cls(model_id, feature_names, np.arange(len(feature_names)), feature_names)
-
-    @property
-    def n_groups(self) -> int:
-        return len(self.group_names)
-
-    def reduce(self, errors: np.ndarray) -> np.ndarray:
-        """Mean absolute error per group: (…, p) → (…, k), float64."""
-        E = np.asarray(errors, dtype=np.float64)
-        if self._identity:
-            return E
-        if self._perm is not None:
-            E = E[..., self._perm]
-        return np.add.reduceat(E, self._starts, axis=-1) / self._counts
-
-
-def lookup_space(model_id: str) -> ErrorSpace:
-    with _SPACES_LOCK:
-        space = _SPACES.get(model_id)
-    if space is None:
-        raise UserError(
-            f"model {model_id} is not loaded — load it (OnnxScorer) before restoring "
-            "participant scorers, or reset the recovery state after changing the model"
-        )
-    return space
-
 
 @dataclass(frozen=True, slots=True)
 class CalibrationConfig:

@@ -9,7 +9,8 @@ regular→low, high→low). Raw scores are integers, so the boundaries in raw un
 are 7 (=28 %, regular) vs 6 (=24 %, low) and 13 (=52 %, high) vs 12 (=48 %, regular).
 
 Passive step-up: a participant's risk tier, from the share of anomalous days in
-a trailing calendar window, rising (low_risk → elevated_risk → high_risk). Tier names carry a ``_risk`` suffix so they cannot be
+a trailing calendar window, rising (low_risk → elevated_risk → high_risk).
+Tier names carry a ``_risk`` suffix so they cannot be
 confused with the WHO-5 levels, where ``high`` is good.
 """
 

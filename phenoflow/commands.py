@@ -109,3 +109,41 @@ def demo(
     out.print(f"wall time {time.perf_counter() - t0:.1f} s ({timing})")
     out.print(f"cohort: {out_dir / 'cohort'}   topic dumps: {out_dir / 'outputs'}   "
               f"next: phenoflow evaluate {out_dir / 'cohort'} --outputs {out_dir / 'outputs'}")
+
+
+@app.command()
+def evaluate(
+    directory: Path = typer.Argument(..., help="Cohort directory with labels.csv."),
+    outputs: Optional[Path] = typer.Option(None, help="Folder of topic dumps (default: DIR/outputs)."),
+    protocol: str = typer.Option("streaming", help="streaming (emitted events) or adler (Monte Carlo τ fitting)."),
+    iterations: int = typer.Option(100, help="Monte Carlo splits (adler protocol)."),
+    seed: int = typer.Option(0, help="Seed of the splits."),
+    thresholds_out: Optional[Path] = typer.Option(None, help="Write fitted per-participant thresholds (JSON; adler)."),
+    report: Optional[Path] = typer.Option(None, help="HTML report file or folder (Markdown and CSV beside it)."),
+    compare: Optional[str] = typer.Option(None, help="Models to compare on the same splits, e.g. emitted,lof:hourly,hst:rhythm,ae:rhythm."),
+    compare_iterations: int = typer.Option(3, help="Monte Carlo splits for the model comparison."),
+) -> None:
+    """Sensitivity/specificity of the emitted anomalies against relapse labels (Adler et al. 2020)."""
+    from phenoflow.evaluate import evaluate_dir
+
+    if protocol not in ("streaming", "adler"):
+        raise UserError(f"--protocol {protocol!r} is unknown — use streaming or adler")
+    with err.status("evaluating…"):
+        result = evaluate_dir(directory, outputs=outputs, protocol=protocol, iterations=iterations, seed=seed,  # type: ignore[arg-type]
+                              thresholds_out=thresholds_out, report=report, compare=compare,
+                              compare_iterations=compare_iterations)
+    out.print(result.to_markdown())
+
+
+@app.command()
+def audit(
+    directory: Path = typer.Argument(..., help="Cohort directory with participants.csv."),
+    outputs: Optional[Path] = typer.Option(None, help="Folder of topic dumps (default: DIR/outputs)."),
+    report: Optional[Path] = typer.Option(None, help="HTML report file or folder (Markdown beside it)."),
+    min_group_share: float = typer.Option(0.1, help="Smallest group share of participants to test."),
+) -> None:
+    """Fairness audit: event rates per protected group, Fisher's exact test, Benjamini–Yekutieli."""
+    from phenoflow.audit import audit_dir
+
+    result = audit_dir(directory, outputs=outputs, report=report, min_group_share=min_group_share)
+    out.print(result.to_markdown())

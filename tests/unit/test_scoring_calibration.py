@@ -14,14 +14,10 @@ from sklearn.covariance import ledoit_wolf
 
 from phenoflow.contract import decode, encode
 from phenoflow.errors import UserError
-from phenoflow.operators import calibration
-from phenoflow.operators.calibration import (
-    CalibrationConfig,
-    ErrorSpace,
-    ParticipantScorer,
-    load_thresholds,
-)
+from phenoflow.operators import scoring
+from phenoflow.operators.calibration import CalibrationConfig, ParticipantScorer, load_thresholds
 from phenoflow.operators.event_ids import anomaly_event_id
+from phenoflow.operators.scoring import ErrorSpace
 
 P, GROUP = 30, 3  # 30 features in 10 groups of 3
 NAMES = tuple(f"mod{i // GROUP}.stat.w{2 * (i % GROUP) + 2}" for i in range(P))
@@ -231,7 +227,7 @@ def test_pickle_round_trip_continues_identically_and_is_small() -> None:
 def test_restored_scorer_needs_its_model_loaded() -> None:
     sc = ParticipantScorer("p1", space("gone@1"), CalibrationConfig(calibration_days=3, threshold_days=0))
     blob = pickle.dumps(sc)
-    calibration._SPACES.pop("gone@1")
+    scoring._SPACES.pop("gone@1")
     restored = pickle.loads(blob)
     with pytest.raises(UserError, match="not loaded"):
         restored.update(days(1)[0], errors(1)[0])
