@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import logging
 import pstats
@@ -47,9 +48,10 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import msgspec
 import numpy as np
@@ -70,9 +72,10 @@ QUIX_OUT = "bench.quix_hourly"
 @dataclass
 class Result:
     name: str
-    seconds: float
+    seconds: float  #: wall time
     outputs: int
     note: str = ""
+    cpu: float = 0.0  #: CPU time of this process over the same span (all threads)
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -104,12 +107,12 @@ def run_phenoflow(settings: Settings, profile_top: int = 0) -> Result:
 
     flow = build_flow(settings, ("hourly",), until_end=True, flow_id=f"bench_{uuid.uuid4().hex[:6]}")
     prof = cProfile.Profile() if profile_top else None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if prof is not None:
         prof.runcall(run_main, flow)
     else:
         run_main(flow)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     if prof is not None:
         buf = io.StringIO()
         stats = pstats.Stats(prof, stream=buf).sort_stats("cumulative")
@@ -120,7 +123,214 @@ def run_phenoflow(settings: Settings, profile_top: int = 0) -> Result:
         pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(profile_top)
         print("--- same profile by tottime ---")
         print(buf.getvalue())
-    return Result("phenoflow (Bytewax hourly flow)", dt, 0)
+    return Result("phenoflow (Bytewax hourly flow)", dt, 0, cpu=cpu)
+
+
+def run_bytewax_floor(settings: Settings) -> Result:
+    """Reference: the same Bytewax KafkaSource (same batch size) → one map → a null sink."""
+    import bytewax.operators as op
+    from bytewax.connectors.kafka import KafkaSource
+    from bytewax.dataflow import Dataflow
+    from bytewax.outputs import DynamicSink, StatelessSinkPartition
+    from bytewax.testing import run_main
+
+    from phenoflow.flows.stages import SOURCE_BATCH
+
+    class _Null(StatelessSinkPartition[Any]):
+        def write_batch(self, items: list[Any]) -> None:
+            pass
+
+    class _NullSink(DynamicSink[Any]):
+        def build(self, _step_id: str, _worker_index: int, _worker_count: int) -> _Null:
+            return _Null()
+
+    flow = Dataflow(f"floor_{uuid.uuid4().hex[:6]}")
+    src = KafkaSource([settings.bootstrap], [settings.topic(t) for t in HOURLY_INPUTS], tail=False,
+                      batch_size=SOURCE_BATCH, raise_on_errors=False)
+    op.output("out", op.map("size", op.input("in", flow, src), lambda m: len(m.value or b"")), _NullSink())
+    t0, c0 = time.perf_counter(), time.process_time()
+    run_main(flow)
+    return Result("ref: Bytewax KafkaSource → map → null", time.perf_counter() - t0, 0,
+                  cpu=time.process_time() - c0, note="floor of any flow on this source")
+
+
+def breakdown(settings: Settings, flow_cpu: float) -> None:
+    """Where the flow's CPU time goes, without profiler overhead: each piece of the flow's
+    work re-run alone over the same messages (read by assignment, as the flow's source
+    does), timed in CPU seconds (robust on a shared machine); the rest of the flow's CPU
+    time is Bytewax's runtime, its per-partition source consumers and the sink."""
+    # Each piece holds all messages in memory at once, which the flow never does: keep the
+    # cyclic GC (whose full passes over 10⁵ live objects would be charged to the piece) off.
+    gc.collect()
+    gc.disable()
+    try:
+        _breakdown(settings, flow_cpu)
+    finally:
+        gc.enable()
+    _whole_flow_variants(settings, flow_cpu)
+
+
+class _StubAggregator:
+    """Stands in for HourlyAggregator to time phenoflow's wiring alone (no features)."""
+
+    def __init__(self, *_a: Any, **_k: Any) -> None:
+        pass
+
+    def update(self, _event: Any, now: float | None = None) -> Any:
+        from phenoflow.operators.hourly import HourlyStep
+
+        return HourlyStep()
+
+    def flush(self) -> list[Any]:
+        return []
+
+
+def _whole_flow_variants(settings: Settings, flow_cpu: float) -> None:
+    """The whole flow again (a) with the aggregator stubbed out, (b) with a raised GC threshold."""
+    from phenoflow.flows import stages
+
+    real = stages.HourlyAggregator
+    stages.HourlyAggregator = _StubAggregator  # type: ignore[misc,assignment]
+    try:
+        stub = run_phenoflow(settings)
+    finally:
+        stages.HourlyAggregator = real  # type: ignore[misc]
+    old = gc.get_threshold()
+    gc.collect()
+    gc.set_threshold(100_000, 50, 1000)
+    try:
+        relaxed = run_phenoflow(settings)
+    finally:
+        gc.set_threshold(*old)
+    print("whole flow again, same input (wall s / CPU s):")
+    print(f"  phenoflow wiring with the aggregator stubbed out       {stub.seconds:>6.2f} / {stub.cpu:.2f} "
+          f"({100 * stub.cpu / flow_cpu:.0f} % of the flow's CPU)")
+    print(f"  full flow with gc.set_threshold(100000, 50, 1000)      {relaxed.seconds:>6.2f} / {relaxed.cpu:.2f} "
+          f"({100 * relaxed.cpu / flow_cpu:.0f} % of the flow's CPU)")
+
+
+def _breakdown(settings: Settings, flow_cpu: float) -> None:
+    from bytewax.connectors.kafka import KafkaSourceMessage
+
+    from phenoflow.contract import DeadLetter, _check, decode
+    from phenoflow.flows.stages import hourly_config
+    from phenoflow.flows.wiring import decoder, to_sink
+    from phenoflow.operators.hourly import HourlyAggregator
+
+    topics = [settings.topic(t) for t in HOURLY_INPUTS]
+    c = kafka_io.consumer(settings, group=f"bench-bd-{uuid.uuid4().hex[:8]}")
+    t0 = time.process_time()
+    c.assign([TopicPartition(t, p, 0) for t in topics for p in kafka_io.topic_partitions(settings, t)])
+    pending, msgs = len(c.assignment()), []
+    while pending:
+        for m in c.consume(10_000, 0.05):
+            if m.error():
+                pending -= m.error().code() == KafkaError._PARTITION_EOF
+                continue
+            msgs.append(m)
+    t_read = time.process_time() - t0
+    c.close()
+    t0 = time.process_time()
+    raw = [KafkaSourceMessage(key=m.key(), value=m.value(), topic=m.topic(), headers=m.headers() or [],
+                              latency=m.latency(), offset=m.offset(), partition=m.partition(),
+                              timestamp=m.timestamp()) for m in msgs]
+    t_wrap = time.process_time() - t0
+    t0 = time.process_time()
+    for m in raw:
+        decode(settings.short(m.topic), m.key, m.value)
+    t_contract = time.process_time() - t0
+    checked = [decode(settings.short(m.topic), m.key, m.value) for m in raw]
+    t0 = time.process_time()
+    for e in checked:
+        _check(e)
+    t_check = time.process_time() - t0
+    dec = decoder(settings)
+    t0 = time.process_time()
+    events = [dec(m) for m in raw]
+    t_decode = time.process_time() - t0
+    events = [e for e in events if not isinstance(e, DeadLetter)]
+    config = hourly_config(settings)
+
+    def aggregate() -> tuple[float, list[Any]]:
+        aggs: dict[str, HourlyAggregator] = {}
+        out: list[Any] = []
+        t0 = time.process_time()
+        for e in events:
+            agg = aggs.get(e.participant)
+            if agg is None:
+                agg = aggs[e.participant] = HourlyAggregator(config=config)
+            out += agg.update(e, now=time.time()).records
+        for agg in aggs.values():
+            out += agg.flush()
+        return time.process_time() - t0, out
+
+    t_agg, records = aggregate()
+    with _timed_aggregator() as parts:
+        t_agg_timed, _ = aggregate()
+    sink = to_sink(settings, "features.hourly")
+    t0 = time.process_time()
+    for r in records:
+        sink(r)
+    t_enc = time.process_time() - t0
+    n = len(raw)
+    rows = [("Kafka read (confluent, assign, consume(10000))", t_read),
+            ("KafkaSourceMessage objects (Bytewax source)", t_wrap),
+            ("decode: flow mapper (contract + metrics + topic name)", t_decode),
+            ("  of which contract.decode", t_contract),
+            ("    of which contract._check (lengths, finiteness loop)", t_check),
+            ("HourlyAggregator.update + flush (all participants)", t_agg),
+            ("features.hourly encode (to_sink mapper)", t_enc)]
+    print(f"\n--- phenoflow's work re-run piece by piece on the same {n:,} messages (CPU s, no profiler) ---")
+    rows.append(("rest: Bytewax runtime, steps, per-partition sources, sink",
+                 flow_cpu - t_read - t_wrap - t_decode - t_agg - t_enc))
+    for name, secs in rows:
+        print(f"{name:<58}{secs:>6.2f} s {1e6 * secs / n:>6.1f} µs/msg {100 * secs / flow_cpu:>4.0f} % of flow CPU")
+    print(f"inside HourlyAggregator (second run with timers: {t_agg_timed:.2f} s; calls, s, µs per call):")
+    for name, (calls, secs) in parts.items():
+        print(f"  {name:<56}{calls:>7,} {secs:>6.2f} s {1e6 * secs / max(calls, 1):>8.1f} µs")
+
+
+@contextmanager
+def _timed_aggregator() -> Iterator[dict[str, list[float]]]:
+    """Temporarily wrap HourlyAggregator/PlaceModel methods with CPU timers (this thread).
+
+    Only in this benchmark process; a timer costs ≈ 1 µs per call, so the
+    per-event methods read a little high and nested totals exceed the untimed run.
+    """
+    from phenoflow.operators import hourly, places
+
+    targets = [(hourly.HourlyAggregator, "update", "update (whole)"),
+               (hourly.HourlyAggregator, "_add_accel", "_add_accel (accelerometer chunk)"),
+               (hourly.HourlyAggregator, "_add", "_add (discrete event)"),
+               (hourly.HourlyAggregator, "_advance", "_advance (close check, every event)"),
+               (hourly.HourlyAggregator, "_close", "_close (one local day → 24 records)"),
+               (hourly.HourlyAggregator, "_places_and_distance", "  of which _places_and_distance"),
+               (places.PlaceModel, "refit", "    of which PlaceModel.refit (DBSCAN)")]
+    parts: dict[str, list[float]] = {label: [0, 0.0] for _, _, label in targets}
+    saved: list[tuple[type, str, Any]] = []
+
+    def wrap(fn: Callable[..., Any], acc: list[float]) -> Callable[..., Any]:
+        def timed(*a: Any, **k: Any) -> Any:
+            t = time.thread_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                acc[0] += 1
+                acc[1] += time.thread_time() - t
+        return timed
+
+    for cls, name, label in targets:
+        saved.append((cls, name, cls.__dict__[name]))
+        setattr(cls, name, wrap(cls.__dict__[name], parts[label]))
+    wm = hourly.HourlyAggregator.__dict__["watermark"]
+    saved.append((hourly.HourlyAggregator, "watermark", wm))
+    parts["watermark (property, every event)"] = acc = [0, 0.0]
+    hourly.HourlyAggregator.watermark = property(wrap(wm.fget, acc))  # type: ignore[method-assign]
+    try:
+        yield parts
+    finally:
+        for cls, name, orig in saved:
+            setattr(cls, name, orig)
 
 
 # --- (2) plain confluent-kafka + numpy loop ---------------------------------------------
@@ -181,7 +391,7 @@ def run_plain(settings: Settings) -> Result:
     c = kafka_io.consumer(settings, group=f"bench-plain-{uuid.uuid4().hex[:8]}")
     prod = kafka_io.producer(settings, **{"delivery.report.only.error": True})
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     c.assign([TopicPartition(t, p, 0) for t in topics for p in parts[t]])
     pending = {(t, p) for t in topics for p in parts[t]}
     while pending:
@@ -248,9 +458,9 @@ def run_plain(settings: Settings) -> Result:
             except BufferError:
                 prod.poll(0.05)
     prod.flush(60)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     c.close()
-    return Result("plain confluent-kafka + numpy", dt, 0)
+    return Result("plain confluent-kafka + numpy", dt, 0, cpu=cpu)
 
 
 # --- (3) Quix Streams -------------------------------------------------------------------
@@ -306,15 +516,15 @@ def run_quix(settings: Settings, expected: int, state_dir: Path, grace_s: float,
     """Quix Streams 1-h tumbling windows per participant; timed after the group join."""
     from quixstreams import Application
 
-    progress = {"n": 0, "t_first": 0.0, "t_last": 0.0}
+    progress = {"n": 0, "t_first": 0.0, "t_last": 0.0, "c_first": 0.0, "c_last": 0.0}
     app: Application
 
     def on_processed(_topic: str, _partition: int, _offset: int) -> None:
         progress["n"] += 1
         if progress["n"] == 1:
-            progress["t_first"] = time.perf_counter()
-        if progress["n"] >= expected:
-            progress["t_last"] = time.perf_counter()
+            progress["t_first"], progress["c_first"] = time.perf_counter(), time.process_time()
+        if progress["n"] == expected:
+            progress["t_last"], progress["c_last"] = time.perf_counter(), time.process_time()
             app.stop()
 
     app = Application(
@@ -348,7 +558,8 @@ def run_quix(settings: Settings, expected: int, state_dir: Path, grace_s: float,
         raise RuntimeError(f"Quix processed {progress['n']:,} of {expected:,} messages within {timeout_s:.0f} s")
     join = progress["t_first"] - t0
     return Result("Quix Streams 3.28 (after group join)", progress["t_last"] - progress["t_first"], 0,
-                  note=f"group join + start-up {join:.1f} s not counted")
+                  note=f"group join + start-up {join:.1f} s not counted",
+                  cpu=progress["c_last"] - progress["c_first"])
 
 
 # --- main -------------------------------------------------------------------------------
@@ -363,8 +574,12 @@ def main() -> None:
     ap.add_argument("--participants", type=int, default=10)
     ap.add_argument("--days", type=int, default=14)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--accel-hz", type=float, default=1.0,
+                    help="simulated accelerometer rate (10-s bursts every 5 min: chunk = 10 × Hz samples)")
     ap.add_argument("--skip-quix", action="store_true", help="leave out the Quix Streams peer")
     ap.add_argument("--quix-timeout", type=float, default=240.0, help="give up on Quix after this many s")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="time the flow's pieces alone (automatic when phenoflow < 0.5× plain)")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="run the phenoflow flow again under cProfile and print the top N functions")
     args = ap.parse_args()
@@ -374,7 +589,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(port=0) as broker:
         cohort = Path(tmp) / "cohort"
-        sim = simulate_cohort(cohort, args.participants, args.days, seed=args.seed)
+        simulate_cohort(cohort, args.participants, args.days, seed=args.seed, accel_hz=args.accel_hz)
         settings = load_settings(bootstrap=broker.bootstrap, topic_prefix="bench.hourly.")
         kafka_io.ensure_topics(settings, [*ALL_TOPICS, PLAIN_OUT, QUIX_OUT])
         summary = replay(cohort, settings, topics=set(HOURLY_INPUTS))
@@ -392,6 +607,7 @@ def main() -> None:
         r = run_plain(settings)
         r.outputs = count_topic(settings, PLAIN_OUT)
         results.append(r)
+        floor = run_bytewax_floor(settings)
         quix: Result | None = None
         if not args.skip_quix:
             try:
@@ -402,17 +618,25 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - a failed peer is reported, not fatal
                 print(f"Quix Streams failed: {type(exc).__name__}: {exc}")
 
-        print(f"\n{'contender':<40}{'seconds':>9}{'samples/s':>13}{'events/s':>13}{'msgs/s':>11}{'outputs':>9}")
+        print(f"\n{'contender':<40}{'wall s':>8}{'CPU s':>7}{'samples/s':>13}{'events/s':>12}{'msgs/s':>10}"
+              f"{'outputs':>9}")
         for r in results:
-            print(f"{r.name:<40}{r.seconds:>9.2f}{_rate(samples, r.seconds)}{_rate(events, r.seconds)}"
-                  f"{_rate(summary.total, r.seconds)[1:]:>11}{r.outputs:>9,}  {r.note}")
+            print(f"{r.name:<40}{r.seconds:>8.2f}{r.cpu:>7.2f}{_rate(samples, r.seconds)}"
+                  f"{_rate(events, r.seconds)[1:]}{_rate(summary.total, r.seconds)[2:]}{r.outputs:>9,}  {r.note}")
+        r = floor
+        print(f"{r.name:<40}{r.seconds:>8.2f}{r.cpu:>7.2f}{_rate(samples, r.seconds)}"
+              f"{_rate(events, r.seconds)[1:]}{_rate(summary.total, r.seconds)[2:]}{'-':>9}  {r.note}")
         pf, plain = results[0], results[1]
-        print(f"\nphenoflow / plain loop = {plain.seconds / pf.seconds:.2f}×  (goal ≥ 0.5×)")
+        print(f"\nphenoflow / plain loop   = {plain.seconds / pf.seconds:.2f}× by wall time, "
+              f"{plain.cpu / pf.cpu:.2f}× by CPU time  (goal ≥ 0.5×)")
         if quix is not None:
-            print(f"phenoflow / Quix Streams = {quix.seconds / pf.seconds:.2f}×  (goal > 1×)")
+            print(f"phenoflow / Quix Streams = {quix.seconds / pf.seconds:.2f}× by wall time, "
+                  f"{quix.cpu / pf.cpu:.2f}× by CPU time  (goal > 1×)")
         print("outputs: phenoflow emits every participant-hour from first to last (imputed hours too); the peers "
               "emit only hours with data, and Quix's last window per partition stays open (no end-of-input flush).")
 
+        if plain.seconds / pf.seconds < 0.5 or args.breakdown:
+            breakdown(settings, pf.cpu)
         if args.profile:
             run_phenoflow(settings, profile_top=args.profile)
 

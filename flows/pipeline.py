@@ -95,7 +95,7 @@ def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool =
             rhythm = op.filter("rhythm_in", events, lambda e: isinstance(e, RhythmDaily))
         surveys = op.filter("surveys", events, lambda e: isinstance(e, Survey))
         for short, stream in st.score_stage(rhythm, surveys, settings).items():
-            outputs.append(op.map(f"{short}_sink", stream, to_sink(settings, short)))
+            outputs.append(op.map(f"{short.replace('.', '_')}_sink", stream, to_sink(settings, short)))
 
     merged = op.merge("outputs", *outputs)
     op.output("out", merged, DeliveringKafkaSink(settings.kafka_config()))

@@ -276,7 +276,13 @@ def train_model(
     records = list(records)
     if not records:
         raise UserError("no training records — check that the cohort has data")
-    from phenoflow.models.autoencoder import DenseAutoencoder, GruSeq2Seq, fit
+    try:
+        import torch  # noqa: F401 - the optional `train` extra
+    except ImportError:
+        raise UserError(
+            "training needs PyTorch — install the train extra: pip install 'phenoflow[train]'"
+        ) from None
+    from phenoflow.models.autoencoder import DenseAutoencoder, GruSeq2Seq, deterministic, fit
     from phenoflow.models.export import export_onnx
 
     sha = data_sha256(records, labels)
@@ -316,9 +322,6 @@ def train_model(
             "(e.g. `phenoflow simulate --days 120`)"
         )
     p = len(spec.names)
-    import torch  # noqa: F401 - fails clearly without the train extra, before building models
-
-    from phenoflow.models.autoencoder import deterministic
 
     def build() -> Any:
         with deterministic(seed):  # weight initialisation is seeded too

@@ -24,9 +24,9 @@ Choices (defaults in :class:`CalibrationConfig`, reasons in models/README.md):
 - τ: the ``quantile`` (0.9) of the threshold days' scores, i.e. scores of days
   after the calibration set closed, like every later day. Rhythm statistics of
   consecutive days share most of their windows, so the fit days are far from 14
-  independent samples: their in-sample or even leave-one-day-out scores run
-  ~1.5× below later days' and a τ set on them flagged 70–85 % of healthy days
-  on a simulated cohort (models/README.md). ``threshold_days=0`` falls back to the
+  independent samples: even their leave-one-day-out scores run well below later
+  days', and a τ set on them flagged 41–61 % of healthy days on a simulated
+  cohort (8 % with threshold days; models/README.md). ``threshold_days=0`` uses the
   leave-one-day-out scores of the fit days. A thresholds file
   ({participant: τ}, from the evaluation tool) overrides the quantile and skips
   phase 2.
@@ -198,11 +198,12 @@ class ParticipantScorer:
     :class:`ScoreOutcome`. ``errors=None`` (or ``observed`` < ``min_observed``)
     marks a day without enough data: score null, nothing learned, no event.
 
-    State after calibration: the :class:`ErrorModel` (μ and SD per group, R⁻¹ in
-    Woodbury form: ≈ (n + 2)·k numbers), per-feature error mean/SD (2p, float32),
-    τ, the leave-one-out calibration scores and the passive risk window — about
-    20 kB for a rhythm model with ~100 error groups. The model's feature names are
-    not pickled (see :class:`ErrorSpace`).
+    Phases: fit days (no score) → threshold days (scored, ``calibrating=True``)
+    → scoring (see the module docstring). State after calibration: the
+    :class:`ErrorModel` (μ and SD per group, R⁻¹ in Woodbury form: ≈ (n + 2)·k
+    numbers), per-feature error mean/SD (2p, float32), τ and the scores it was set
+    on, the passive risk window — about 20 kB for the default rhythm model (854
+    features, 127 groups). Feature names are not pickled (see :class:`ErrorSpace`).
     """
 
     def __init__(

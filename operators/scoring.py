@@ -14,7 +14,8 @@ absent key) is imputed with z = 0, i.e. the training mean.
 
 The absolute reconstruction error vector e = |z − ẑ| (one per participant-day for
 rhythm models, one per participant-hour for hourly models) is what
-``phenoflow.operators.calibration`` scores by Mahalanobis distance.
+``phenoflow.operators.calibration`` scores by Mahalanobis distance, after
+averaging it within the model's error groups (:class:`ErrorSpace`).
 """
 
 from __future__ import annotations
@@ -274,7 +275,9 @@ class OnnxScorer:
             )
         except Exception as exc:  # noqa: BLE001 - any ORT load failure is a bad file
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"model file {self.path} is not a valid ONNX model ({first}) — {fix}")
+            raise UserError(
+                f"model file {self.path} is not a valid ONNX model ({first}) — {fix}"
+            ) from None
         meta = dict(self._session.get_modelmeta().custom_metadata_map)
         missing = [k for k in _REQUIRED_META if k not in meta]
         if missing:
@@ -283,9 +286,22 @@ class OnnxScorer:
                 f"export it with `phenoflow train`, not plain torch.onnx.export"
             )
         self.metadata: dict[str, str] = meta
-        self.spec = FeatureSpec.from_metadata(meta)
+        try:
+            self.spec = FeatureSpec.from_metadata(meta)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserError(
+                f"model file {self.path} has malformed phenoflow metadata ({exc}) — {fix}"
+            ) from None
         self.input_kind: str = meta["input_kind"]
         self.model_kind: str = meta["model_kind"]
+        if self.input_kind not in ("rhythm", "hourly") or self.model_kind not in (
+            "autoencoder", "gru"
+        ):
+            raise UserError(
+                f"model file {self.path} has input_kind={self.input_kind!r}, "
+                f"model_kind={self.model_kind!r}; this phenoflow reads rhythm/hourly "
+                f"autoencoder/gru models — {fix}"
+            )
         self.batch_size = int(batch_size)
         self.model_id = f"{self.path.stem}@{hashlib.sha256(blob).hexdigest()[:12]}"
         self._space = ErrorSpace(self.model_id, self.spec.names, self.spec.groups,

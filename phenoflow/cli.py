@@ -80,14 +80,24 @@ def simulate(
     relapse_share: float = typer.Option(0.3, help="Share of participants who relapse (1–3 relapses each)."),
     accel_hz: Optional[float] = typer.Option(None, help="Accelerometer sampling rate, Hz (default: see README)."),
     gzip_accelerometer: bool = typer.Option(False, "--gzip", help="Write accelerometer.jsonl.gz."),
+    signature_strength: float = typer.Option(1.0, help="Scale of the pre-relapse signature (0 = none)."),
+    missing_min: float = typer.Option(0.1, help="Smallest per-participant share of hours with no data."),
+    missing_max: float = typer.Option(0.3, help="Largest per-participant share of hours with no data."),
 ) -> None:
-    """Write a simulated CrossCheck-style cohort in the replay format."""
+    """Write a simulated CrossCheck-style cohort in the replay format.
+
+    The accelerometer is duty-cycled by default (a 10-s burst at 1 Hz every
+    5 min) to keep cohorts small; the seed's phones sampled 50–100 Hz.
+    """
     from phenoflow.simulate import simulate_cohort
 
     kwargs = {} if accel_hz is None else {"accel_hz": accel_hz}
-    with err.status("simulating cohort…"):
+    with err.status("simulating cohort…") as status:
         summary = simulate_cohort(out_dir, participants, days, seed, relapse_share=relapse_share,
-                                  gzip_accelerometer=gzip_accelerometer, **kwargs)
+                                  gzip_accelerometer=gzip_accelerometer, signature_strength=signature_strength,
+                                  missing_share=(missing_min, missing_max),
+                                  progress=lambda done, total: status.update(f"simulating cohort… {done}/{total}"),
+                                  **kwargs)
     err.print(f"wrote cohort to {out_dir}: {summary}")
 
 

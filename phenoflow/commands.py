@@ -147,3 +147,30 @@ def audit(
 
     result = audit_dir(directory, outputs=outputs, report=report, min_group_share=min_group_share)
     out.print(result.to_markdown())
+
+
+@app.command()
+def train(
+    source: Path = typer.Argument(..., help="Cohort directory, or a rhythm.daily / features.hourly topic dump."),
+    out_file: Path = typer.Option(..., "--out", help="ONNX file to write, e.g. models/NAME.onnx."),
+    input_kind: str = typer.Option("rhythm", "--input", help="rhythm (default) or hourly."),
+    model_kind: str = typer.Option("autoencoder", "--model", help="autoencoder or gru (hourly input)."),
+    hidden: int = typer.Option(40, help="Hidden units (seed's best: 40)."),
+    seed: int = typer.Option(0, help="Training seed (same seed and data → identical file)."),
+    labels: Optional[Path] = typer.Option(None, help="labels.csv (default: the cohort's own)."),
+) -> None:
+    """Train the anomaly autoencoder on days of relative health and export it to ONNX."""
+    try:
+        from phenoflow.models.train import train_from_cohort
+    except ImportError as exc:
+        raise UserError(f"training needs PyTorch ({exc.name} is missing) — install the extra: "
+                        "pip install 'phenoflow[train]'") from None
+    if input_kind not in ("rhythm", "hourly"):
+        raise UserError(f"--input {input_kind!r} is unknown — use rhythm or hourly")
+    if model_kind not in ("autoencoder", "gru"):
+        raise UserError(f"--model {model_kind!r} is unknown — use autoencoder or gru")
+    with err.status("training…") as status:
+        summary = train_from_cohort(source, out_file, input_kind=input_kind, model_kind=model_kind,  # type: ignore[arg-type]
+                                    hidden=hidden, seed=seed, labels=labels,
+                                    progress=lambda msg: status.update(msg))
+    out.print(f"wrote {out_file}: {summary}")

@@ -92,7 +92,8 @@ class SimulationSummary:
 
     def __str__(self) -> str:
         per_file = ", ".join(f"{k} {v:,}" for k, v in self.lines.items())
-        return (f"{self.participants} participants × {self.days} days, {self.events:,} events "
+        return (f"{self.participants} participant{'s' * (self.participants != 1)} × {self.days} "
+                f"day{'s' * (self.days != 1)}, {self.events:,} events "
                 f"({per_file}; {self.accel_samples:,} accelerometer samples), "
                 f"{self.relapses} relapses in {self.relapsing_participants} participants, "
                 f"{100 * self.missing_hour_share:.1f} % of hours missing, {self.seconds:.1f} s")

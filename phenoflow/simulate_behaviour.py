@@ -70,7 +70,7 @@ def _sleep(truth: ParticipantTruth, days: int, weekday0: int, sleep_sig: np.ndar
     """
     nights = np.arange(-1, days)
     weekend = np.isin((weekday0 + nights) % 7, (4, 5))
-    s = sleep_sig[np.clip(nights, 0, days - 1)]
+    s = np.minimum(sleep_sig[np.clip(nights, 0, days - 1)], 2.0)  # cap: ≤ 4 h later at any strength
     onset_h = (23.0 + truth.chronotype_h + truth.weekend_delay_h * weekend
                + rng.normal(0, truth.sleep_sd_h, nights.size) + 2.0 * s)
     dur_h = np.clip(truth.sleep_h + 0.6 * weekend + rng.normal(0, 0.45, nights.size) + 2.0 * s,

@@ -106,7 +106,7 @@ def write_stream(path: Path, name: str, parts: Sequence[tuple[int, Cols]], ids: 
     build = _BUILDERS[name]
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as raw:
-        fh = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) if gz else raw
+        fh = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=3) if gz else raw
         try:
             for s in range(0, order.size, _BATCH):
                 idx = order[s:s + _BATCH]

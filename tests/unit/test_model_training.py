@@ -148,3 +148,29 @@ def test_gru_on_hourly_input(tmp_path: Path) -> None:
     assert (sc.input_kind, sc.model_kind) == ("hourly", "gru")
     days = sc.day_errors(recs)
     assert len(days) == 24 and days[0].errors.shape == (24, 2)
+
+
+def test_train_from_topic_dump_and_cohort(tmp_path: Path) -> None:
+    from phenoflow.contract import encode
+    from phenoflow.models.train import train_from_cohort
+
+    recs, labels, _ = cohort(n_part=3, n_days=40, relapse_day=35)
+    dump = tmp_path / "rhythm.jsonl"
+    dump.write_bytes(b"\n".join(encode(r) for r in recs) + b"\n")
+    lab = tmp_path / "labels.csv"
+    lab.write_text("participant,relapse_date\n" + "".join(f"{p},{d[0]}\n" for p, d in labels.items()))
+    s = train_from_cohort(dump, tmp_path / "d.onnx", labels=lab, hidden=8, max_epochs=3)
+    assert s.n_near_relapse_excluded == 2 * 31 and s.n_participants == 3
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"participant": "p1"}\n')
+    with pytest.raises(UserError, match=r"bad.jsonl:1: not a rhythm.daily value"):
+        train_from_cohort(bad, tmp_path / "x.onnx")
+    with pytest.raises(UserError, match="not found"):
+        train_from_cohort(tmp_path / "nope", tmp_path / "x.onnx")
+    # a (tiny) simulated cohort directory: offline hourly features → RhythmState → training
+    from phenoflow.simulate import simulate_cohort
+
+    simulate_cohort(tmp_path / "cohort", participants=2, days=12, seed=3, accel_hz=1.0)
+    s = train_from_cohort(tmp_path / "cohort", tmp_path / "c.onnx", hidden=8, max_epochs=2, seed=3)
+    sc = OnnxScorer(s.out)
+    assert sc.input_kind == "rhythm" and s.n_features > 50 and s.n_participants == 2

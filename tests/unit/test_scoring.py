@@ -187,6 +187,12 @@ def test_bad_model_files_raise_user_errors(tmp_path: Path, weights) -> None:
     bare = linear_model(tmp_path / "bare.onnx", *weights, {"input_kind": "rhythm"})
     with pytest.raises(UserError, match="lacks phenoflow metadata"):
         OnnxScorer(bare)
+    broken = linear_model(tmp_path / "broken.onnx", *weights, {**meta(spec()), "mean": "[1, 2"})
+    with pytest.raises(UserError, match="malformed phenoflow metadata"):
+        OnnxScorer(broken)
+    odd = linear_model(tmp_path / "odd.onnx", *weights, meta(spec(), "minutely"))
+    with pytest.raises(UserError, match="input_kind='minutely'"):
+        OnnxScorer(odd)
 
 
 def test_metadata_round_trip() -> None:
