@@ -512,18 +512,30 @@ def _quix_record(w: dict[str, Any]) -> dict[str, Any]:
         "sound_db_mean": mean(a["s_s"], a["s_n"])}}
 
 
-def run_quix(settings: Settings, expected: int, state_dir: Path, grace_s: float, timeout_s: float) -> Result:
-    """Quix Streams 1-h tumbling windows per participant; timed after the group join."""
+def run_quix(settings: Settings, expected: int, state_dir: Path, grace_s: float,
+             timeout_s: float) -> tuple[Result, Result]:
+    """Quix Streams 1-h tumbling windows per participant; timed after the group join.
+
+    Returns (steady state, first → last). Steady state: the first 90 % of the
+    input, extrapolated to all of it. The last 10 % is excluded there because Quix
+    holds buffered messages back while a partition does not look idle by its high
+    watermark, and this broker's high watermark lags the real end of a partition
+    (see connectors/broker.py): the end of a finite input then costs seconds of
+    waiting, not processing.
+    """
     from quixstreams import Application
 
     progress = {"n": 0, "t_first": 0.0, "t_last": 0.0, "c_first": 0.0, "c_last": 0.0}
     marks: list[float] = []  # wall clock at every 10 % of the input
+    steady_n = int(0.9 * expected)
     app: Application
 
     def on_processed(_topic: str, _partition: int, _offset: int) -> None:
         progress["n"] += 1
         if progress["n"] % max(expected // 10, 1) == 0:
             marks.append(time.perf_counter())
+        if progress["n"] == steady_n:
+            progress["t_steady"], progress["c_steady"] = time.perf_counter(), time.process_time()
         if progress["n"] == 1:
             progress["t_first"], progress["c_first"] = time.perf_counter(), time.process_time()
         if progress["n"] == expected:
@@ -562,9 +574,13 @@ def run_quix(settings: Settings, expected: int, state_dir: Path, grace_s: float,
     join = progress["t_first"] - t0
     deciles = " ".join(f"{b - a:.1f}" for a, b in zip([progress["t_first"], *marks], marks))
     print(f"Quix: seconds per 10 % of the input: {deciles}")
-    return Result("Quix Streams 3.28 (after group join)", progress["t_last"] - progress["t_first"], 0,
-                  note=f"group join + start-up {join:.1f} s not counted",
-                  cpu=progress["c_last"] - progress["c_first"])
+    steady = Result("Quix Streams 3.28, steady (first 90 %)",
+                    (progress["t_steady"] - progress["t_first"]) * expected / steady_n, 0,
+                    cpu=(progress["c_steady"] - progress["c_first"]) * expected / steady_n,
+                    note=f"group join + start-up {join:.1f} s not counted")
+    whole = Result("Quix Streams 3.28, first → last msg", progress["t_last"] - progress["t_first"], 0,
+                   cpu=progress["c_last"] - progress["c_first"], note="incl. end-of-input wait")
+    return steady, whole
 
 
 # --- main -------------------------------------------------------------------------------
@@ -616,10 +632,10 @@ def main() -> None:
         quix: Result | None = None
         if not args.skip_quix:
             try:
-                quix = run_quix(settings, summary.total, Path(tmp) / "quix-state", settings.allowed_lateness_s,
-                                args.quix_timeout)
-                quix.outputs = count_topic(settings, QUIX_OUT)
-                results.append(quix)
+                quix, quix_whole = run_quix(settings, summary.total, Path(tmp) / "quix-state",
+                                            settings.allowed_lateness_s, args.quix_timeout)
+                quix.outputs = quix_whole.outputs = count_topic(settings, QUIX_OUT)
+                results += [quix, quix_whole]
             except Exception as exc:  # noqa: BLE001 - a failed peer is reported, not fatal
                 print(f"Quix Streams failed: {type(exc).__name__}: {exc}")
 
@@ -636,7 +652,7 @@ def main() -> None:
               f"{plain.cpu / pf.cpu:.2f}× by CPU time  (goal ≥ 0.5×)")
         if quix is not None:
             print(f"phenoflow / Quix Streams = {quix.seconds / pf.seconds:.2f}× by wall time, "
-                  f"{quix.cpu / pf.cpu:.2f}× by CPU time  (goal > 1×)")
+                  f"{quix.cpu / pf.cpu:.2f}× by CPU time, against Quix's steady state  (goal > 1×)")
         print("outputs: phenoflow emits every participant-hour from first to last (imputed hours too); the peers "
               "emit only hours with data, and Quix's last window per partition stays open (no end-of-input flush).")
 
