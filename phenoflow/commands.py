@@ -88,15 +88,15 @@ def demo(
         result = run_demo(out_dir, participants=participants, days=days, seed=seed,
                           status=lambda msg: status.update(msg))
     table = Table(title="phenoflow demo — per participant")
-    for col in ("participant", "relapses", "days scored", "anomalous days", "first alert (days before relapse)", "step-ups survey/passive"):
-        table.add_column(col)
+    for col in ("participant", "relapses", "scored days", "anomalous", "first alert (d before)", "step-ups s/p"):
+        table.add_column(col, overflow="fold")
     for s in result.participants:
         table.add_row(
             s.participant,
             ", ".join(d.isoformat() for d in s.relapses) or "—",
             str(s.days_scored),
             str(len(s.anomalous_days)),
-            ", ".join("none in 30 d" if x is None else str(x) for x in s.lead_days) or "—",
+            ", ".join("none" if x is None else str(x) for x in s.lead_days) or "—",
             f"{s.stepups['survey']}/{s.stepups['passive']}",
         )
     out.print(table)
