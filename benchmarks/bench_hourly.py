@@ -24,34 +24,34 @@ participant-hour to an output topic:
    (= participant) with a ``reduce`` computing the same simplified aggregates
    (numpy magnitude of each chunk inside the reducer), ``.final()`` to an output
    topic. Quix needs a consumer group; its join takes ≈ 23 s on this broker, so
-   it is timed from the first processed message to the last expected one
-   (``on_message_processed``), then stopped with ``app.stop()``.
+   it is timed from the first processed message (``on_message_processed``):
+   at steady state (first 90 % of the input, see :func:`run_quix`) and to the
+   last expected message, then stopped with ``app.stop()``.
 
-Rates are accelerometer samples/s and discrete (non-accelerometer) events/s over
-the same wall time (all topics are processed together).
+Reference row: Bytewax's ``KafkaSource`` → one map → a null sink, the floor of
+any flow on that source. Rates are accelerometer samples/s and discrete
+(non-accelerometer) events/s over the same time (all topics are processed
+together); wall and CPU time (this process, all threads) are both printed, the
+machine being shared. When phenoflow is below 0.5× the plain loop, the breakdown
+of ``bench_hourly_breakdown.py`` follows.
 
 Run: ``.venv/bin/python benchmarks/bench_hourly.py [--participants 10 --days 14]
-[--skip-quix] [--profile 30]`` (``--profile N`` runs the phenoflow flow a second
-time under cProfile and prints the top N functions by cumulative time).
+[--accel-hz 1] [--skip-quix] [--breakdown] [--profile 40]`` (``--profile N``
+runs the flow once more under cProfile and prints the top N functions).
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
-import gc
-import io
 import logging
-import pstats
 import tempfile
 import threading
 import time
 import uuid
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -63,6 +63,8 @@ from phenoflow.connectors.broker import EmbeddedBroker
 from phenoflow.connectors.replay import replay
 from phenoflow.contract import ALL_TOPICS
 from phenoflow.flows.pipeline import build_flow, input_topics
+
+from bench_hourly_breakdown import breakdown, profile_flow  # noqa: E402 (benchmarks/ is on sys.path)
 
 HOURLY_INPUTS: tuple[str, ...] = input_topics(("hourly",))
 PLAIN_OUT = "bench.plain_hourly"
@@ -102,28 +104,14 @@ def count_topic(settings: Settings, short: str, timeout: float = 2.0) -> int:
 # --- (1) phenoflow ----------------------------------------------------------------------
 
 
-def run_phenoflow(settings: Settings, profile_top: int = 0) -> Result:
+def run_phenoflow(settings: Settings) -> Result:
+    """The hourly flow in-process until end of input; wall and CPU time of ``run_main``."""
     from bytewax.testing import run_main
 
     flow = build_flow(settings, ("hourly",), until_end=True, flow_id=f"bench_{uuid.uuid4().hex[:6]}")
-    prof = cProfile.Profile() if profile_top else None
     t0, c0 = time.perf_counter(), time.process_time()
-    if prof is not None:
-        prof.runcall(run_main, flow)
-    else:
-        run_main(flow)
-    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-    if prof is not None:
-        buf = io.StringIO()
-        stats = pstats.Stats(prof, stream=buf).sort_stats("cumulative")
-        stats.print_stats(profile_top)
-        print(f"\n--- cProfile of the phenoflow hourly flow ({dt:.1f} s under the profiler), by cumtime ---")
-        print(buf.getvalue())
-        buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(profile_top)
-        print("--- same profile by tottime ---")
-        print(buf.getvalue())
-    return Result("phenoflow (Bytewax hourly flow)", dt, 0, cpu=cpu)
+    run_main(flow)
+    return Result("phenoflow (Bytewax hourly flow)", time.perf_counter() - t0, 0, cpu=time.process_time() - c0)
 
 
 def run_bytewax_floor(settings: Settings) -> Result:
@@ -152,185 +140,6 @@ def run_bytewax_floor(settings: Settings) -> Result:
     run_main(flow)
     return Result("ref: Bytewax KafkaSource → map → null", time.perf_counter() - t0, 0,
                   cpu=time.process_time() - c0, note="floor of any flow on this source")
-
-
-def breakdown(settings: Settings, flow_cpu: float) -> None:
-    """Where the flow's CPU time goes, without profiler overhead: each piece of the flow's
-    work re-run alone over the same messages (read by assignment, as the flow's source
-    does), timed in CPU seconds (robust on a shared machine); the rest of the flow's CPU
-    time is Bytewax's runtime, its per-partition source consumers and the sink."""
-    # Each piece holds all messages in memory at once, which the flow never does: keep the
-    # cyclic GC (whose full passes over 10⁵ live objects would be charged to the piece) off.
-    gc.collect()
-    gc.disable()
-    try:
-        _breakdown(settings, flow_cpu)
-    finally:
-        gc.enable()
-    _whole_flow_variants(settings, flow_cpu)
-
-
-class _StubAggregator:
-    """Stands in for HourlyAggregator to time phenoflow's wiring alone (no features)."""
-
-    def __init__(self, *_a: Any, **_k: Any) -> None:
-        pass
-
-    def update(self, _event: Any, now: float | None = None) -> Any:
-        from phenoflow.operators.hourly import HourlyStep
-
-        return HourlyStep()
-
-    def flush(self) -> list[Any]:
-        return []
-
-
-def _whole_flow_variants(settings: Settings, flow_cpu: float) -> None:
-    """The whole flow again (a) with the aggregator stubbed out, (b) with a raised GC threshold."""
-    from phenoflow.flows import stages
-
-    real = stages.HourlyAggregator
-    stages.HourlyAggregator = _StubAggregator  # type: ignore[misc,assignment]
-    try:
-        stub = run_phenoflow(settings)
-    finally:
-        stages.HourlyAggregator = real  # type: ignore[misc]
-    old = gc.get_threshold()
-    gc.collect()
-    gc.set_threshold(100_000, 50, 1000)
-    try:
-        relaxed = run_phenoflow(settings)
-    finally:
-        gc.set_threshold(*old)
-    print("whole flow again, same input (wall s / CPU s):")
-    print(f"  phenoflow wiring with the aggregator stubbed out       {stub.seconds:>6.2f} / {stub.cpu:.2f} "
-          f"({100 * stub.cpu / flow_cpu:.0f} % of the flow's CPU)")
-    print(f"  full flow with gc.set_threshold(100000, 50, 1000)      {relaxed.seconds:>6.2f} / {relaxed.cpu:.2f} "
-          f"({100 * relaxed.cpu / flow_cpu:.0f} % of the flow's CPU)")
-
-
-def _breakdown(settings: Settings, flow_cpu: float) -> None:
-    from bytewax.connectors.kafka import KafkaSourceMessage
-
-    from phenoflow.contract import DeadLetter, _check, decode
-    from phenoflow.flows.stages import hourly_config
-    from phenoflow.flows.wiring import decoder, to_sink
-    from phenoflow.operators.hourly import HourlyAggregator
-
-    topics = [settings.topic(t) for t in HOURLY_INPUTS]
-    c = kafka_io.consumer(settings, group=f"bench-bd-{uuid.uuid4().hex[:8]}")
-    t0 = time.process_time()
-    c.assign([TopicPartition(t, p, 0) for t in topics for p in kafka_io.topic_partitions(settings, t)])
-    pending, msgs = len(c.assignment()), []
-    while pending:
-        for m in c.consume(10_000, 0.05):
-            if m.error():
-                pending -= m.error().code() == KafkaError._PARTITION_EOF
-                continue
-            msgs.append(m)
-    t_read = time.process_time() - t0
-    c.close()
-    t0 = time.process_time()
-    raw = [KafkaSourceMessage(key=m.key(), value=m.value(), topic=m.topic(), headers=m.headers() or [],
-                              latency=m.latency(), offset=m.offset(), partition=m.partition(),
-                              timestamp=m.timestamp()) for m in msgs]
-    t_wrap = time.process_time() - t0
-    t0 = time.process_time()
-    for m in raw:
-        decode(settings.short(m.topic), m.key, m.value)
-    t_contract = time.process_time() - t0
-    checked = [decode(settings.short(m.topic), m.key, m.value) for m in raw]
-    t0 = time.process_time()
-    for e in checked:
-        _check(e)
-    t_check = time.process_time() - t0
-    dec = decoder(settings)
-    t0 = time.process_time()
-    events = [dec(m) for m in raw]
-    t_decode = time.process_time() - t0
-    events = [e for e in events if not isinstance(e, DeadLetter)]
-    config = hourly_config(settings)
-
-    def aggregate() -> tuple[float, list[Any]]:
-        aggs: dict[str, HourlyAggregator] = {}
-        out: list[Any] = []
-        t0 = time.process_time()
-        for e in events:
-            agg = aggs.get(e.participant)
-            if agg is None:
-                agg = aggs[e.participant] = HourlyAggregator(config=config)
-            out += agg.update(e, now=time.time()).records
-        for agg in aggs.values():
-            out += agg.flush()
-        return time.process_time() - t0, out
-
-    t_agg, records = aggregate()
-    with _timed_aggregator() as parts:
-        t_agg_timed, _ = aggregate()
-    sink = to_sink(settings, "features.hourly")
-    t0 = time.process_time()
-    for r in records:
-        sink(r)
-    t_enc = time.process_time() - t0
-    n = len(raw)
-    rows = [("Kafka read (confluent, assign, consume(10000))", t_read),
-            ("KafkaSourceMessage objects (Bytewax source)", t_wrap),
-            ("decode: flow mapper (contract + metrics + topic name)", t_decode),
-            ("  of which contract.decode", t_contract),
-            ("    of which contract._check (lengths, finiteness loop)", t_check),
-            ("HourlyAggregator.update + flush (all participants)", t_agg),
-            ("features.hourly encode (to_sink mapper)", t_enc)]
-    print(f"\n--- phenoflow's work re-run piece by piece on the same {n:,} messages (CPU s, no profiler) ---")
-    rows.append(("rest: Bytewax runtime, steps, per-partition sources, sink",
-                 flow_cpu - t_read - t_wrap - t_decode - t_agg - t_enc))
-    for name, secs in rows:
-        print(f"{name:<58}{secs:>6.2f} s {1e6 * secs / n:>6.1f} µs/msg {100 * secs / flow_cpu:>4.0f} % of flow CPU")
-    print(f"inside HourlyAggregator (second run with timers: {t_agg_timed:.2f} s; calls, s, µs per call):")
-    for name, (calls, secs) in parts.items():
-        print(f"  {name:<56}{calls:>7,} {secs:>6.2f} s {1e6 * secs / max(calls, 1):>8.1f} µs")
-
-
-@contextmanager
-def _timed_aggregator() -> Iterator[dict[str, list[float]]]:
-    """Temporarily wrap HourlyAggregator/PlaceModel methods with CPU timers (this thread).
-
-    Only in this benchmark process; a timer costs ≈ 1 µs per call, so the
-    per-event methods read a little high and nested totals exceed the untimed run.
-    """
-    from phenoflow.operators import hourly, places
-
-    targets = [(hourly.HourlyAggregator, "update", "update (whole)"),
-               (hourly.HourlyAggregator, "_add_accel", "_add_accel (accelerometer chunk)"),
-               (hourly.HourlyAggregator, "_add", "_add (discrete event)"),
-               (hourly.HourlyAggregator, "_advance", "_advance (close check, every event)"),
-               (hourly.HourlyAggregator, "_close", "_close (one local day → 24 records)"),
-               (hourly.HourlyAggregator, "_places_and_distance", "  of which _places_and_distance"),
-               (places.PlaceModel, "refit", "    of which PlaceModel.refit (DBSCAN)")]
-    parts: dict[str, list[float]] = {label: [0, 0.0] for _, _, label in targets}
-    saved: list[tuple[type, str, Any]] = []
-
-    def wrap(fn: Callable[..., Any], acc: list[float]) -> Callable[..., Any]:
-        def timed(*a: Any, **k: Any) -> Any:
-            t = time.thread_time()
-            try:
-                return fn(*a, **k)
-            finally:
-                acc[0] += 1
-                acc[1] += time.thread_time() - t
-        return timed
-
-    for cls, name, label in targets:
-        saved.append((cls, name, cls.__dict__[name]))
-        setattr(cls, name, wrap(cls.__dict__[name], parts[label]))
-    wm = hourly.HourlyAggregator.__dict__["watermark"]
-    saved.append((hourly.HourlyAggregator, "watermark", wm))
-    parts["watermark (property, every event)"] = acc = [0, 0.0]
-    hourly.HourlyAggregator.watermark = property(wrap(wm.fget, acc))  # type: ignore[method-assign]
-    try:
-        yield parts
-    finally:
-        for cls, name, orig in saved:
-            setattr(cls, name, orig)
 
 
 # --- (2) plain confluent-kafka + numpy loop ---------------------------------------------
@@ -664,9 +473,9 @@ def main() -> None:
               "emit only hours with data, and Quix's last window per partition stays open (no end-of-input flush).")
 
         if plain.seconds / pf.seconds < 0.5 or args.breakdown:
-            breakdown(settings, pf.cpu)
+            breakdown(settings, pf.cpu, run_phenoflow)
         if args.profile:
-            run_phenoflow(settings, profile_top=args.profile)
+            profile_flow(settings, args.profile)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import heapq
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
@@ -24,7 +23,7 @@ import msgspec
 from phenoflow.config import Settings
 from phenoflow.connectors import kafka_io
 from phenoflow.connectors.cohort import CohortFile, cohort_files, read_lines
-from phenoflow.contract import Accelerometer, DeadLetter, decode
+from phenoflow.contract import Accelerometer, DeadLetter, decode, event_time
 from phenoflow.errors import UserError
 
 
@@ -38,25 +37,6 @@ class _Head(msgspec.Struct, forbid_unknown_fields=False):
 
 
 _HEAD = msgspec.json.Decoder(_Head)
-
-
-def _event_time(value: object) -> float | None:
-    """Event time of a topic value (a contract event or a :class:`_Head`): ts, hour_start or day."""
-    ts = getattr(value, "ts", None)
-    if isinstance(ts, list):
-        return ts[0] if ts else None
-    if ts is not None:
-        return ts
-    hour_start = getattr(value, "hour_start", None)
-    if hour_start is not None:
-        return hour_start
-    day = getattr(value, "day", None)
-    if day is not None:
-        try:
-            return datetime.combine(date.fromisoformat(day), datetime.min.time(), timezone.utc).timestamp()
-        except ValueError:
-            return None
-    return None
 
 
 class ReplayItem(NamedTuple):
@@ -86,12 +66,12 @@ def _items(f: CohortFile, file_index: int, check: bool) -> Iterator[ReplayItem]:
             if isinstance(event, Accelerometer):
                 ts, samples = event.ts[0], len(event.ts)
             else:
-                ts = _event_time(event)
+                ts = event_time(event)
         else:
             valid = event is None
             try:
                 head = _HEAD.decode(line)
-                ts = _event_time(head)
+                ts = event_time(head)
                 key = head.participant.encode() if head.participant else None
             except (msgspec.DecodeError, UnicodeError):
                 pass

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
+import msgspec
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError
 
 from phenoflow.config import Settings
@@ -25,6 +26,37 @@ class SubscribeSummary:
     messages: int = 0
     per_partition: Counter[int] = field(default_factory=Counter)
     seconds: float = 0.0
+    duplicates: int = 0
+
+
+class _Identity(msgspec.Struct, forbid_unknown_fields=False):
+    event_id: str | None = None
+    participant: str | None = None
+    hour_start: float | None = None
+    day: str | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+
+_IDENTITY = msgspec.json.Decoder(_Identity)
+
+
+def dedupe_key(topic: str, value: bytes) -> bytes:
+    """What makes a record the same record: ``event_id`` for events; participant and
+    hour/day for features, rhythm and scores; source position for dead letters
+    read from Kafka; else the whole value."""
+    try:
+        r = _IDENTITY.decode(value)
+    except msgspec.DecodeError:
+        return value
+    if r.event_id is not None:
+        return r.event_id.encode()
+    if topic in ("features.hourly", "rhythm.daily", "scores.daily") and r.participant is not None:
+        return f"{r.participant}|{r.hour_start}|{r.day}".encode()
+    if topic == "deadletter" and r.offset is not None:
+        return f"{r.topic}|{r.partition}|{r.offset}".encode()
+    return value
 
 
 def subscribe(
@@ -36,13 +68,18 @@ def subscribe(
     limit: int | None = None,
     timeout: float | None = None,
     group: str | None = None,
+    dedupe: bool = False,
     on_message: Callable[[int], None] | None = None,
 ) -> SubscribeSummary:
     """Copy values of short topic ``topic`` to ``out``, one JSON object per line.
 
     Stops after ``limit`` messages, or when no message arrived for ``timeout``
     seconds, or on KeyboardInterrupt; otherwise follows the topic forever.
+    ``dedupe`` drops repeats of a record already written (see :func:`dedupe_key`):
+    a flow restarted from a recovery snapshot re-sends up to one snapshot
+    interval of outputs.
     """
+    seen: set[bytes] = set()
     if limit is not None and limit < 1:
         raise UserError(f"--limit {limit} must be ≥ 1")
     if timeout is not None and timeout <= 0:
@@ -77,6 +114,12 @@ def subscribe(
                         raise kafka_io.unreachable(settings.bootstrap)
                     raise UserError(f"reading {full} failed: {err.str()} — check the broker")
                 value = msg.value() or b""
+                if dedupe:
+                    k = dedupe_key(topic, value)
+                    if k in seen:
+                        summary.duplicates += 1
+                        continue
+                    seen.add(k)
                 # Valid JSON has no raw line breaks inside strings, so this keeps one value per line.
                 out.write(value.replace(b"\n", b" ").replace(b"\r", b" ") + b"\n")
                 summary.messages += 1

@@ -73,7 +73,7 @@ def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool =
         batch_size=st.SOURCE_BATCH,
         raise_on_errors=False,
     )
-    decoded = op.map("decode", op.input("in", flow, source), decoder(settings))
+    decoded = op.filter_map("decode", op.input("in", flow, source), decoder(settings))
     dead = op.filter("dead_in", decoded, lambda e: isinstance(e, DeadLetter))
     events = op.filter("events", decoded, lambda e: not isinstance(e, DeadLetter))
     outputs: list[Stream] = [op.map("dl_sink", dead, to_sink(settings, "deadletter"))]

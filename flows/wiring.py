@@ -6,27 +6,31 @@ dead letter with its original bytes and a reason; nothing is dropped.
 
 from __future__ import annotations
 
-from typing import Any, Union
+import logging
+import time
+from typing import Any, Optional, Union
 
 from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMessage
 
 from phenoflow import metrics
 from phenoflow.config import Settings
-from phenoflow.contract import DeadLetter, Event, dead_letter, decode, encode
+from phenoflow.contract import DeadLetter, Event, dead_letter, decode, encode, event_time
 
 Decoded = Union[Event, DeadLetter]
+log = logging.getLogger("phenoflow.flow")
 
 
 def decoder(settings: Settings):
-    """A mapper KafkaSourceMessage | KafkaError → event or DeadLetter (never raises)."""
+    """A mapper KafkaSourceMessage → event or DeadLetter; KafkaError → None (logged). Never raises."""
 
-    def _decode(msg: Union[KafkaSourceMessage, KafkaError]) -> Decoded:
+    def _decode(msg: Union[KafkaSourceMessage, KafkaError]) -> Optional[Decoded]:
         if isinstance(msg, KafkaError):
-            src = msg.msg
-            short = settings.short(src.topic or "")
-            metrics.DEAD_LETTERS.labels(topic=short, reason="kafka").inc()
-            return dead_letter(short, src.value or b"", f"{short}: Kafka error {msg.err.str()}",
-                               key=src.key, partition=src.partition, offset=src.offset)
+            # Consumer errors (broker down, partition EOF, ...) carry no message: log them
+            # and keep going; librdkafka reconnects by itself with backoff.
+            short = settings.short(msg.msg.topic or "")
+            metrics.KAFKA_ERRORS.labels(topic=short, code=msg.err.name()).inc()
+            log.warning("Kafka consumer error on %s: %s — retrying", short or "?", msg.err.str())
+            return None
         short = settings.short(msg.topic or "")
         metrics.MESSAGES_IN.labels(topic=short).inc()
         out = decode(short, msg.key, msg.value, partition=msg.partition, offset=msg.offset,
@@ -50,12 +54,23 @@ def late_letter(short_topic: str, event: Event, reason: str) -> DeadLetter:
                        key=event.participant.encode())
 
 
+#: Output topic of each stage → length of the period its event time starts (s), so the lag
+#: is measured from the period's end: an hour, a local day.
+_STAGE_OUTPUTS = {"features.hourly": 3600.0, "rhythm.daily": 86400.0, "scores.daily": 86400.0}
+
+
 def to_sink(settings: Settings, short_topic: str):
     """A mapper contract value → KafkaSinkMessage on ``short_topic``, keyed by participant."""
     full = settings.topic(short_topic)
 
+    lag = metrics.EVENT_TIME_LAG.labels(stage=short_topic) if short_topic in _STAGE_OUTPUTS else None
+
     def _to_sink(value: Any) -> KafkaSinkMessage:
         metrics.MESSAGES_OUT.labels(topic=short_topic).inc()
+        if lag is not None:
+            t = event_time(value)
+            if t is not None:
+                lag.set(time.time() - t - _STAGE_OUTPUTS[short_topic])
         key = value.participant.encode() if isinstance(value, Event) else (
             value.key.encode() if isinstance(value, DeadLetter) and value.key else None)
         return KafkaSinkMessage(key=key, value=encode(value), topic=full)

@@ -137,6 +137,7 @@ def subscribe(
     timeout: Optional[float] = typer.Option(None, help="Stop after S seconds without a new message."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write JSON lines here instead of stdout."),
     group: Optional[str] = typer.Option(None, help="Consumer group (default: none; read by partition)."),
+    dedupe: bool = typer.Option(False, "--dedupe", help="Drop records re-sent after a recovery (same event_id, or same participant-hour/day)."),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Write a topic's values as JSON lines (the replay format)."""
@@ -153,11 +154,12 @@ def subscribe(
                 status.update(f"reading {settings.topic(topic)}… {seen[0]:,} messages")
 
             summary = do_subscribe(settings, topic, fh, from_beginning=from_beginning, limit=limit,
-                                   timeout=timeout, group=group, on_message=tick)
-        err.print(f"wrote {summary.messages:,} messages to {out_file}")
+                                   timeout=timeout, group=group, dedupe=dedupe, on_message=tick)
+        dropped = f" ({summary.duplicates:,} duplicates dropped)" if dedupe else ""
+        err.print(f"wrote {summary.messages:,} messages to {out_file}{dropped}")
     else:
         do_subscribe(settings, topic, sys.stdout.buffer, from_beginning=from_beginning, limit=limit,
-                     timeout=timeout, group=group)
+                     timeout=timeout, group=group, dedupe=dedupe)
 
 
 def main() -> None:

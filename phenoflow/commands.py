@@ -19,12 +19,20 @@ def run(
     bootstrap: Optional[str] = BootstrapOpt,
     stages: str = typer.Option("hourly,rhythm,score", help="Contiguous stages to run in this dataflow."),
     workers: int = typer.Option(1, help="Worker threads in this process (Bytewax -w)."),
-    recovery: Optional[Path] = typer.Option(None, help="Recovery directory (Bytewax -r): resume after a crash."),
+    process_id: Optional[int] = typer.Option(None, "--process-id", "-i", help="This process's index in a cluster (Bytewax -i)."),
+    addresses: Optional[str] = typer.Option(None, "--addresses", "-a", help="host:port of every process, ';'-separated (Bytewax -a)."),
+    recovery: Optional[Path] = typer.Option(None, help="Recovery directory (default when following: .phenoflow/recovery)."),
+    no_recovery: bool = typer.Option(False, "--no-recovery", help="Run without recovery: a restart re-reads every topic from the beginning."),
+    snapshot_interval: int = typer.Option(10, help="Seconds between recovery snapshots (at most this much is re-processed on resume)."),
     until_end: bool = typer.Option(False, "--until-end", help="Read every input topic to its end, close all windows, exit."),
     metrics_port: Optional[int] = typer.Option(None, help="Serve Prometheus /metrics on this port."),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
-    """Run the Bytewax dataflow for the given stages."""
+    """Run the Bytewax dataflow for the given stages.
+
+    Following the topics (no --until-end) keeps recovery snapshots by default,
+    so a restart resumes where it stopped instead of reprocessing everything.
+    """
     from phenoflow.config import settings_env
     from phenoflow.connectors.kafka_io import ensure_topics
     from phenoflow.contract import ALL_TOPICS
@@ -34,16 +42,27 @@ def run(
     chosen = parse_stages(stages)
     if workers < 1:
         raise UserError(f"--workers {workers} must be ≥ 1")
+    if (process_id is None) != (addresses is None):
+        raise UserError("--process-id and --addresses go together — pass both (or neither for one process)")
+    if recovery is not None and no_recovery:
+        raise UserError("--recovery and --no-recovery contradict each other — pass one")
+    if recovery is None and not no_recovery and not until_end:
+        recovery = Path(".phenoflow") / "recovery"
     ensure_topics(settings, ALL_TOPICS)
     cmd = [sys.executable, "-m", "bytewax.run",
            f"phenoflow.flows.pipeline:get_flow({','.join(chosen)!r}, {until_end})", "-w", str(workers)]
+    if process_id is not None:
+        cmd += ["-i", str(process_id), "-a", str(addresses)]
     if recovery is not None:
         from phenoflow.flows.recovery import prepare_recovery
 
-        cmd += prepare_recovery(recovery, workers)
+        if snapshot_interval < 1:
+            raise UserError(f"--snapshot-interval {snapshot_interval} must be ≥ 1 second")
+        cmd += prepare_recovery(recovery, max(4, workers), snapshot_s=snapshot_interval)
     env = {**os.environ, **settings_env(settings)}
-    err.print(f"running stages {','.join(chosen)} against {settings.bootstrap} "
-              f"({'until the end of the input' if until_end else 'following the topics; Ctrl-C stops'})")
+    mode = "until the end of the input" if until_end else "following the topics; Ctrl-C stops"
+    rec = f"recovery in {recovery}" if recovery is not None else "no recovery (a restart re-reads from the beginning)"
+    err.print(f"running stages {','.join(chosen)} against {settings.bootstrap} ({mode}; {rec})")
     try:
         rc = subprocess.run(cmd, env=env).returncode
     except KeyboardInterrupt:

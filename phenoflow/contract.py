@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import math
+from datetime import date, datetime, time, timezone
 from typing import Annotated, Literal, Union
 
 import msgspec
@@ -301,6 +302,26 @@ def decode(
                 "key every message by its participant id"
             )
     return event
+
+
+def event_time(value: object) -> float | None:
+    """Event time (UTC epoch s) of a topic value: ``ts`` (first sample of a chunk),
+    ``hour_start``, or the start of ``day`` (UTC midnight); None if it has none."""
+    ts = getattr(value, "ts", None)
+    if isinstance(ts, list):
+        return ts[0] if ts else None
+    if ts is not None:
+        return ts
+    hour_start = getattr(value, "hour_start", None)
+    if hour_start is not None:
+        return hour_start
+    day = getattr(value, "day", None)
+    if day is not None:
+        try:
+            return datetime.combine(date.fromisoformat(day), time(0), timezone.utc).timestamp()
+        except (TypeError, ValueError):
+            return None
+    return None
 
 
 def encode(event: Struct) -> bytes:

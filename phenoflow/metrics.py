@@ -7,8 +7,9 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 MESSAGES_IN = Counter("phenoflow_messages_in", "Messages read, per short topic", ["topic"])
 MESSAGES_OUT = Counter("phenoflow_messages_out", "Messages written, per short topic", ["topic"])
 DEAD_LETTERS = Counter("phenoflow_dead_letters", "Messages sent to the dead-letter topic", ["topic", "reason"])
+KAFKA_ERRORS = Counter("phenoflow_kafka_errors", "Consumer errors (no message lost: reconnects)", ["topic", "code"])
 LATE_EVENTS = Counter("phenoflow_late_events", "Events that arrived after their window closed", ["topic"])
-EVENT_TIME_LAG = Gauge("phenoflow_event_time_lag_seconds", "Wall clock minus newest event time seen", ["stage"])
+EVENT_TIME_LAG = Gauge("phenoflow_event_time_lag_seconds", "Wall clock minus the end of the period of the latest output, per output topic", ["stage"])
 SCORING_LATENCY = Histogram("phenoflow_scoring_latency_seconds", "Model inference time per batch")
 CALIBRATING = Gauge("phenoflow_participants_calibrating", "Participants still in calibration")
 

@@ -460,6 +460,28 @@ def test_dockerfile_passes_hadolint_and_copies_what_the_build_context_keeps() ->
     pyproject = (ROOT / "pyproject.toml").read_text()
     for pkg_dir in re.findall(r'"phenoflow\.\w+" = "(\w+)"', pyproject):
         assert pkg_dir in copied, f"{pkg_dir}/ is a package directory the image must copy"
+    assert re.search(r"pip install --no-cache-dir \.(\s|$)", dockerfile.read_text()), "runtime deps only, no extras"
+
+
+def test_the_flow_builds_without_torch_as_in_the_image() -> None:
+    """The image installs no `train` extra: building every stage must not import torch."""
+    code = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is not in the image")
+sys.meta_path.insert(0, NoTorch())
+import phenoflow.commands, phenoflow.cli
+from phenoflow.config import load_settings
+from phenoflow.flows.pipeline import build_flow, parse_stages
+build_flow(load_settings(), parse_stages("hourly,rhythm,score"))
+print("built", "torch" in sys.modules)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHENOFLOW_")}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["built", "False"]
 
 
 # ---------------------------------------------------------------- Prometheus
