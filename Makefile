@@ -15,11 +15,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,train]'
 	touch $(STAMP)
 
-# Debian packages the tests need: headless Chromium renders the HTML reports.
+# Debian packages the tests need: headless Chromium renders the HTML reports;
+# promtool (package prometheus) checks the Prometheus config, alert rules and dashboard queries.
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium (report rendering tests)"; \
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium (report tests)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v promtool >/dev/null 2>&1 || { echo "installing Debian's prometheus (promtool)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    prometheus >/dev/null; }
 
 demo: install
 	$(VENV)/bin/phenoflow demo

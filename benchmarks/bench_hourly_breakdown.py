@@ -140,7 +140,7 @@ def _breakdown(settings: Settings, flow_cpu: float) -> None:
     t0 = time.process_time()
     events = [dec(m) for m in raw]
     t_decode = time.process_time() - t0
-    events = [e for e in events if not isinstance(e, DeadLetter)]
+    events = [e for e in events if e is not None and not isinstance(e, DeadLetter)]
     config = hourly_config(settings)
 
     def aggregate() -> tuple[float, list[Any]]:

@@ -6,8 +6,10 @@ without recovery starts again from the beginning of its topics on restart.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from phenoflow.errors import UserError
@@ -19,16 +21,35 @@ BACKUP_INTERVAL_S = 0
 
 
 def prepare_recovery(directory: Path, partitions: int, *, snapshot_s: int = SNAPSHOT_INTERVAL_S,
-                     backup_s: int = BACKUP_INTERVAL_S) -> list[str]:
-    """Create recovery partitions in ``directory`` if it has none; return the ``bytewax.run`` flags."""
+                     backup_s: int = BACKUP_INTERVAL_S, process: tuple[int, int] | None = None) -> list[str]:
+    """Create recovery partitions in ``directory`` if missing; return the ``bytewax.run`` flags.
+
+    One process: ``partitions`` partitions, created once. A cluster process
+    (``process`` = (index i, process count n)) creates only partition i of n, as
+    the Kubernetes init container does: every process keeps its own partition,
+    and a directory shared by the processes of one machine ends up complete.
+    The partition count must never change afterwards (Bytewax refuses a resume
+    with missing partitions).
+    """
     if directory.exists() and not directory.is_dir():
         raise UserError(f"--recovery {directory} is a file — pass a directory")
-    existing = sorted(directory.glob("part-*.sqlite3")) if directory.exists() else []
-    if not existing:
-        directory.mkdir(parents=True, exist_ok=True)
-        res = subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), str(max(1, partitions))],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            raise UserError(f"could not create recovery partitions in {directory}: "
-                            f"{res.stderr.strip().splitlines()[-1] if res.stderr else res.returncode}")
+    directory.mkdir(parents=True, exist_ok=True)
+    if process is None:
+        if not any(directory.glob("part-*.sqlite3")):
+            _init(directory, max(1, partitions))
+    else:
+        index, count = process
+        target = directory / f"part-{index}.sqlite3"
+        if not target.exists():
+            with tempfile.TemporaryDirectory(dir=directory) as scratch:
+                _init(Path(scratch), count)
+                shutil.move(str(Path(scratch) / target.name), target)
     return ["-r", str(directory), "-s", str(snapshot_s), "-b", str(backup_s)]
+
+
+def _init(directory: Path, count: int) -> None:
+    res = subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), str(count)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        last = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit code {res.returncode}"
+        raise UserError(f"could not create recovery partitions in {directory}: {last} — check the path's permissions")

@@ -58,7 +58,8 @@ def run(
 
         if snapshot_interval < 1:
             raise UserError(f"--snapshot-interval {snapshot_interval} must be ≥ 1 second")
-        cmd += prepare_recovery(recovery, max(4, workers), snapshot_s=snapshot_interval)
+        cluster = None if process_id is None else (process_id, len(str(addresses).split(";")))
+        cmd += prepare_recovery(recovery, max(4, workers), snapshot_s=snapshot_interval, process=cluster)
     env = {**os.environ, **settings_env(settings)}
     mode = "until the end of the input" if until_end else "following the topics; Ctrl-C stops"
     rec = f"recovery in {recovery}" if recovery is not None else "no recovery (a restart re-reads from the beginning)"

@@ -79,20 +79,17 @@ def test_one_worker_two_workers_two_processes_give_identical_output(cohort: Path
 def test_sigkill_and_restart_with_recovery_loses_and_duplicates_nothing(cohort: Path, broker: EmbeddedBroker,
                                                                          tmp_path: Path) -> None:
     reference = _fresh(broker.bootstrap, cohort, "ref")
+    t0 = time.monotonic()
     subprocess.run(RUN, env=_env(reference), check=True, capture_output=True, timeout=600)
+    full_run_s = time.monotonic() - t0
     expected = _outputs(reference)
 
     crashed = _fresh(broker.bootstrap, cohort, "crash")
     rec = ["--recovery", str(tmp_path / "recovery"), "--snapshot-interval", "1"]
     first = subprocess.Popen([*RUN, *rec], env=_env(crashed), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
-    # Kill once some hourly output exists but before the run can finish.
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.5)
-        if len(_outputs(crashed)["features.hourly"]) > 0:
-            break
-    time.sleep(1.5)
+    # Kill well into the run (snapshots every second) but before it can finish.
+    time.sleep(0.7 * full_run_s)
     assert first.poll() is None, "the run finished before it could be killed; make the cohort larger"
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
@@ -127,26 +124,30 @@ def test_broker_pause_mid_run_completes_with_full_output(cohort: Path, tmp_path:
         assert _outputs(paused, dedupe=True) == expected
 
 
+def _scrape(port: int) -> dict[tuple[str, str], float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {(m.group(1), m.group(2)): float(m.group(3)) for m in
+            re.finditer(r'^(phenoflow_\w+_total)\{topic="([^"]+)"[^}]*\} (\S+)$', text, re.M)}
+
+
 def test_metrics_endpoint_counts_what_was_replayed(cohort: Path, broker: EmbeddedBroker) -> None:
+    from bytewax.testing import run_main
+
+    from phenoflow import metrics
+    from phenoflow.flows.pipeline import build_flow
+
     settings = _fresh(broker.bootstrap, cohort, "metrics")
     port = free_port()
-    proc = subprocess.Popen([*RUN, "--stages", "hourly", "--metrics-port", str(port)], env=_env(settings),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # Bytewax keeps serving until exit: scrape repeatedly and keep the last answer.
-    text = ""
-    while proc.poll() is None:
-        try:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-        except OSError:
-            pass
-        time.sleep(0.2)
-    assert proc.returncode == 0
-    counts = {m.group(1): float(m.group(2)) for m in
-              re.finditer(r'^phenoflow_messages_in_total\{topic="([^"]+)"\} (\S+)$', text, re.M)}
+    metrics.serve(port)  # the endpoint `phenoflow run --metrics-port` starts, scraped over HTTP
+    before = _scrape(port)
+    run_main(build_flow(settings, ("hourly",), until_end=True))
+    after = _scrape(port)
+    delta = {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0)}
+    counts = {t: n for (name, t), n in delta.items() if name == "phenoflow_messages_in_total"}
     sent = {t: float(n) for t, n in replay_counts(cohort).items() if t != "raw.survey"}
     assert counts == sent
-    out = float(re.search(r'^phenoflow_messages_out_total\{topic="features.hourly"\} (\S+)$', text, re.M).group(1))
-    assert out == len(_outputs(settings)["features.hourly"])
+    assert delta[("phenoflow_messages_out_total", "features.hourly")] == len(_outputs(settings)["features.hourly"])
+    assert ("phenoflow_dead_letters_total", "raw.screen") not in delta  # a clean cohort has none
 
 
 def replay_counts(cohort: Path) -> dict[str, int]:
