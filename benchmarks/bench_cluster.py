@@ -1,0 +1,95 @@
+"""Scaling and recovery cost of `phenoflow run` (all stages, until the end of the input).
+
+Same cohort, replayed into one topic prefix per configuration, run through the
+real CLI (`python -m bytewax.run` underneath) against the embedded broker:
+
+* 1 worker (the baseline), 2 workers in one process, 2 processes of 1 worker;
+* 1 worker with recovery on (snapshots every 10 s and every 1 s);
+* SIGKILL at half time with recovery on, then restart: time until the
+  restarted run finishes, beside the uninterrupted run.
+
+Run: ``.venv/bin/python benchmarks/bench_cluster.py [--participants 8 --days 30]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from phenoflow.config import load_settings, settings_env
+from phenoflow.connectors.broker import EmbeddedBroker, free_port
+from phenoflow.connectors.kafka_io import ensure_topics
+from phenoflow.connectors.replay import replay
+from phenoflow.contract import ALL_TOPICS
+from phenoflow.simulate import simulate_cohort
+
+RUN = [sys.executable, "-m", "phenoflow", "run", "--until-end"]
+
+
+def _prepare(bootstrap: str, cohort: Path, name: str) -> tuple[dict[str, str], int]:
+    settings = load_settings(bootstrap=bootstrap, topic_prefix=f"{name}.")
+    ensure_topics(settings, ALL_TOPICS)
+    n = replay(cohort, settings).total
+    return {**os.environ, **settings_env(settings)}, n
+
+
+def _timed(cmds: list[list[str]], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in cmds]
+    for p in procs:
+        if p.wait() != 0:
+            raise SystemExit(f"run failed: {p.args}")
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--participants", type=int, default=8)
+    ap.add_argument("--days", type=int, default=30)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(port=0) as broker:
+        cohort = Path(tmp) / "cohort"
+        simulate_cohort(cohort, args.participants, args.days, seed=2, relapse_share=0.5)
+        rows: list[tuple[str, float, int]] = []
+
+        env, n = _prepare(broker.bootstrap, cohort, "one")
+        base = _timed([RUN], env)
+        rows.append(("1 worker", base, n))
+        env, n = _prepare(broker.bootstrap, cohort, "two")
+        rows.append(("2 workers, 1 process", _timed([[*RUN, "--workers", "2"]], env), n))
+        env, n = _prepare(broker.bootstrap, cohort, "procs")
+        addr = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
+        rows.append(("2 processes × 1 worker", _timed([[*RUN, "-i", "0", "-a", addr], [*RUN, "-i", "1", "-a", addr]], env), n))
+        for snap in (10, 1):
+            env, n = _prepare(broker.bootstrap, cohort, f"rec{snap}")
+            rec = ["--recovery", str(Path(tmp) / f"rec{snap}"), "--snapshot-interval", str(snap)]
+            rows.append((f"1 worker, recovery every {snap} s", _timed([[*RUN, *rec]], env), n))
+
+        print(f"cohort: {args.participants} participants × {args.days} days, {n:,} raw messages; all stages")
+        print(f"{'configuration':<34} {'wall s':>8} {'msg/s':>10} {'vs 1 worker':>12}")
+        for name, secs, count in rows:
+            print(f"{name:<34} {secs:>8.1f} {count / secs:>10,.0f} {base / secs:>11.2f}×")
+
+        env, n = _prepare(broker.bootstrap, cohort, "kill")
+        rec = ["--recovery", str(Path(tmp) / "kill"), "--snapshot-interval", "1"]
+        proc = subprocess.Popen([*RUN, *rec], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(base / 2)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            resume = _timed([[*RUN, *rec]], env)
+            print(f"SIGKILL at {base / 2:.1f} s, restart with recovery: {resume:.1f} s to finish "
+                  f"(uninterrupted run: {base:.1f} s; process start-up included in both)")
+        else:
+            print("the run finished before the kill; use a larger cohort")
+
+
+if __name__ == "__main__":
+    main()
