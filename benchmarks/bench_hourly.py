@@ -64,7 +64,7 @@ from phenoflow.connectors.replay import replay
 from phenoflow.contract import ALL_TOPICS
 from phenoflow.flows.pipeline import build_flow, input_topics
 
-from bench_hourly_breakdown import breakdown, profile_flow  # noqa: E402 (benchmarks/ is on sys.path)
+from bench_hourly_breakdown import breakdown, cross_check, profile_flow  # noqa: E402 (benchmarks/ is on sys.path)
 
 HOURLY_INPUTS: tuple[str, ...] = input_topics(("hourly",))
 PLAIN_OUT = "bench.plain_hourly"
@@ -83,22 +83,22 @@ class Result:
 # --- helpers ----------------------------------------------------------------------------
 
 
-def count_topic(settings: Settings, short: str, timeout: float = 2.0) -> int:
-    """Messages on a topic, read by assignment to partition EOF (no group join)."""
+def read_topic(settings: Settings, short: str, timeout: float = 2.0) -> list[tuple[bytes | None, bytes]]:
+    """(key, value) of every message on a topic, read by assignment to partition EOF (no group join)."""
     topic = settings.topic(short)
     parts = kafka_io.topic_partitions(settings, topic)
-    c = kafka_io.consumer(settings, group=f"bench-count-{uuid.uuid4().hex[:8]}")
+    c = kafka_io.consumer(settings, group=f"bench-read-{uuid.uuid4().hex[:8]}")
     c.assign([TopicPartition(topic, p, 0) for p in parts])
-    n, pending, deadline = 0, set(parts), time.monotonic() + 120
+    out, pending, deadline = [], set(parts), time.monotonic() + 120
     while pending and time.monotonic() < deadline:
         for m in c.consume(10_000, timeout):
             if m.error():
                 if m.error().code() == KafkaError._PARTITION_EOF:
                     pending.discard(m.partition())
                 continue
-            n += 1
+            out.append((m.key(), m.value()))
     c.close()
-    return n
+    return out
 
 
 # --- (1) phenoflow ----------------------------------------------------------------------
@@ -439,10 +439,12 @@ def main() -> None:
 
         results: list[Result] = []
         r = run_phenoflow(settings)
-        r.outputs = count_topic(settings, "features.hourly")
+        dumps = {"phenoflow": read_topic(settings, "features.hourly")}
+        r.outputs = len(dumps["phenoflow"])
         results.append(r)
         r = run_plain(settings)
-        r.outputs = count_topic(settings, PLAIN_OUT)
+        dumps["plain"] = read_topic(settings, PLAIN_OUT)
+        r.outputs = len(dumps["plain"])
         results.append(r)
         floor = run_bytewax_floor(settings)
         quix: Result | None = None
@@ -450,7 +452,8 @@ def main() -> None:
             try:
                 quix, quix_whole = run_quix(settings, summary.total, Path(tmp) / "quix-state",
                                             settings.allowed_lateness_s, args.quix_timeout)
-                quix.outputs = quix_whole.outputs = count_topic(settings, QUIX_OUT)
+                dumps["quix"] = read_topic(settings, QUIX_OUT)
+                quix.outputs = quix_whole.outputs = len(dumps["quix"])
                 results += [quix, quix_whole]
             except Exception as exc:  # noqa: BLE001 - a failed peer is reported, not fatal
                 print(f"Quix Streams failed: {type(exc).__name__}: {exc}")
@@ -471,6 +474,7 @@ def main() -> None:
                   f"{quix.cpu / pf.cpu:.2f}× by CPU time, against Quix's steady state  (goal > 1×)")
         print("outputs: phenoflow emits every participant-hour from first to last (imputed hours too); the peers "
               "emit only hours with data, and Quix's last window per partition stays open (no end-of-input flush).")
+        cross_check(dumps)
 
         if plain.seconds / pf.seconds < 0.5 or args.breakdown:
             breakdown(settings, pf.cpu, run_phenoflow)

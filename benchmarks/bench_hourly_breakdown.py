@@ -1,5 +1,8 @@
-"""Where the phenoflow hourly flow's time goes (used by ``bench_hourly.py``).
+"""Diagnostics for ``bench_hourly.py``: do the contenders agree, and where does phenoflow's time go.
 
+* :func:`cross_check`: the peers' hourly records against the plain loop's, and
+  phenoflow's ``accel_mean`` against the plain loop's mean ‖a‖ (same definition),
+  so the throughput figures compare the same work.
 * :func:`breakdown`: each piece of the flow's work re-run alone on the same
   messages, in CPU seconds and without profiler overhead (Kafka read, Bytewax's
   message objects, the decode mapper, ``HourlyAggregator``, the sink encoder),
@@ -15,6 +18,8 @@ from __future__ import annotations
 import cProfile
 import gc
 import io
+import json
+import math
 import pstats
 import time
 import uuid
@@ -28,6 +33,38 @@ from phenoflow.connectors import kafka_io
 from phenoflow.flows.pipeline import build_flow, input_topics
 
 HOURLY_INPUTS: tuple[str, ...] = input_topics(("hourly",))
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    return (a is None) == (b is None) and (a is None or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9))
+
+
+def cross_check(dumps: dict[str, list[tuple[bytes | None, bytes]]]) -> None:
+    """Print how many hourly values of phenoflow and Quix agree with the plain loop's.
+
+    The plain loop keys its records by (participant, hour_start); Quix carries
+    the participant in the message key. phenoflow is compared on ``accel_mean``
+    for the hours where the plain loop saw accelerometer samples.
+    """
+    plain = {(r["participant"], r["hour_start"]): r["features"]
+             for r in (json.loads(v) for _, v in dumps["plain"])}
+    if "quix" in dumps:
+        n = bad = 0
+        for key, value in dumps["quix"]:
+            rec = json.loads(value)
+            ref = plain.get(((key or b"").decode(), rec["hour_start"]), {})
+            for name, x in rec["features"].items():
+                n += 1
+                bad += not _close(x, ref.get(name))
+        print(f"cross-check: Quix vs plain loop, {n:,} window values compared, {bad:,} differ")
+    n = bad = 0
+    for _, value in dumps["phenoflow"]:
+        rec = json.loads(value)
+        ref = plain.get((rec["participant"], rec["hour_start"]))
+        if ref is not None and ref["accel_mean"] is not None:
+            n += 1
+            bad += not _close(rec["features"]["accel_mean"], ref["accel_mean"])
+    print(f"cross-check: phenoflow accel_mean vs plain loop, {n:,} participant-hours compared, {bad:,} differ")
 
 
 def profile_flow(settings: Settings, top: int) -> None:
@@ -223,3 +260,7 @@ def _timed_aggregator() -> Iterator[dict[str, list[float]]]:
     finally:
         for cls, name, orig in saved:
             setattr(cls, name, orig)
+
+
+if __name__ == "__main__":
+    print("helper module of bench_hourly.py (run that; --breakdown/--profile select these diagnostics)")
