@@ -99,8 +99,8 @@ def score_streams(rhythm: Stream[RhythmDaily], surveys: Stream[Event], settings:
         return OperatorLogic(_ParticipantScoring(scorer, config, thresholds))
 
     keyed = op.flat_map_batch("model", rhythm, errors)
-    scored = op.key_rm("score_unkey", op.stateful("score", keyed, build))
-    survey_events = op.key_rm("survey_unkey", op.stateful(
+    scored = op.key_rm("score_unkey", op.stateful_batch("score", keyed, build))
+    survey_events = op.key_rm("survey_unkey", op.stateful_batch(
         "survey", op.key_on("survey_key", surveys, lambda e: e.participant),
         lambda resume: OperatorLogic(resume if resume is not None else _SurveyState())))
     return {

@@ -22,6 +22,16 @@ log = logging.getLogger("phenoflow.flow")
 
 def decoder(settings: Settings):
     """A mapper KafkaSourceMessage → event or DeadLetter; KafkaError → None (logged). Never raises."""
+    # Per full topic name: short name and its metric children, looked up once, not per message.
+    per_topic: dict[str, tuple[str, Any, Any]] = {}
+
+    def lookup(full: str) -> tuple[str, Any, Any]:
+        hit = per_topic.get(full)
+        if hit is None:
+            short = settings.short(full)
+            hit = per_topic[full] = (short, metrics.MESSAGES_IN.labels(topic=short),
+                                     metrics.DEAD_LETTERS.labels(topic=short, reason="contract"))
+        return hit
 
     def _decode(msg: Union[KafkaSourceMessage, KafkaError]) -> Optional[Decoded]:
         if isinstance(msg, KafkaError):
@@ -31,12 +41,12 @@ def decoder(settings: Settings):
             metrics.KAFKA_ERRORS.labels(topic=short, code=msg.err.name()).inc()
             log.warning("Kafka consumer error on %s: %s — retrying", short or "?", msg.err.str())
             return None
-        short = settings.short(msg.topic or "")
-        metrics.MESSAGES_IN.labels(topic=short).inc()
+        short, seen, dead = lookup(msg.topic or "")
+        seen.inc()
         out = decode(short, msg.key, msg.value, partition=msg.partition, offset=msg.offset,
                      max_bytes=settings.max_message_bytes)
         if isinstance(out, DeadLetter):
-            metrics.DEAD_LETTERS.labels(topic=short, reason="contract").inc()
+            dead.inc()
         return out
 
     return _decode

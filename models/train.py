@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import re
 import time
 import warnings
@@ -27,10 +28,12 @@ import numpy as np
 
 import phenoflow
 from phenoflow.errors import UserError
+from phenoflow.operators.calibration import CalibrationConfig, estimate_threshold_factor
 from phenoflow.operators.scoring import (
     METADATA_FORMAT,
     SEQ_LEN,
     FeatureSpec,
+    OnnxScorer,
     _field,
     _features_of,
     group_hours_by_day,
@@ -72,6 +75,7 @@ class TrainSummary:
     best_epoch: int
     best_val_loss: float
     train_loss: float  # of the exported model, on the days it was trained on
+    threshold_factor: float  # κ of the default calibration (1.0 if too few participants)
     data_sha256: str
     seed: int
     hidden: int
@@ -110,16 +114,21 @@ def is_near_relapse(day: date, relapses: Iterable[date], days: int = NEAR_RELAPS
     return any(timedelta(0) <= r - day <= timedelta(days=days) for r in relapses)
 
 
-def error_group(name: str, input_kind: str) -> str:
-    """Error group of a feature: one rhythm statistic across windows and parameters.
+def error_group(name: str, input_kind: str, level: str = "modality") -> str:
+    """Error group of a feature (the calibration averages errors within a group).
 
-    ``accel_mean.sampen.tau3.w14`` → ``accel_mean.sampen``; periodogram powers are
-    grouped by band — ultradian (P < 20 h), circadian (20–28 h), infradian
-    (> 28 h): ``accel_mean.power.p22.w6`` → ``accel_mean.power.circadian``. Hourly
-    features are their own group.
+    ``level="modality"`` (default): one group per rhythm modality, across its
+    statistics, parameters and windows: ``accel_mean.sampen.tau3.w14`` →
+    ``accel_mean`` (why: models/README.md, "Error groups"). ``level="statistic"``:
+    one rhythm statistic across windows and parameters, ``accel_mean.sampen``;
+    periodogram powers by band — ultradian (P < 20 h), circadian (20–28 h),
+    infradian (> 28 h): ``accel_mean.power.p22.w6`` → ``accel_mean.power.circadian``.
+    Hourly features are their own group.
     """
     if input_kind != "rhythm":
         return name
+    if level == "modality":
+        return name.split(".", 1)[0]
     base = _WINDOW.sub("", name)
     power = _POWER.match(base)
     if power is not None:
@@ -364,6 +373,11 @@ def train_model(
     )
     check = X_val[:256] if X_val.shape[0] else X_train[:256]
     path = export_onnx(model, X_train[:2], out, meta, check=check)
+    # κ needs the exported model's errors on the training days; the file is then rewritten
+    # with κ in its metadata (a second, deterministic export of the same weights).
+    factor = _threshold_factor(path, records, relapses)
+    meta.update(factor)
+    path = export_onnx(model, X_train[:2], out, meta, check=check)
     model_id = f"{path.stem}@{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
     return TrainSummary(
         out=path, model_id=model_id, input_kind=input_kind, model_kind=model_kind,
@@ -373,9 +387,32 @@ def train_model(
         n_near_relapse_excluded=excluded, dropped_mostly_null=n_null, dropped_constant=n_const,
         dropped_windows=len(all_names) - len(names), epochs=result.epochs,
         best_epoch=result.best_epoch, best_val_loss=result.best_val_loss,
-        train_loss=final_loss, data_sha256=sha, seed=seed, hidden=hidden,
+        train_loss=final_loss, threshold_factor=float(factor["threshold_factor"]),
+        data_sha256=sha, seed=seed, hidden=hidden,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _threshold_factor(path: Path, records: Sequence[Any],
+                      relapses: Mapping[str, Sequence[date]]) -> dict[str, str]:
+    """Metadata ``threshold_factor`` κ and ``threshold_setup`` for the default calibration.
+
+    Replays the per-participant calibration on the training participants' healthy
+    days (not NR30) with the exported model (``estimate_threshold_factor``); the
+    training days' errors are in-sample, but κ is a ratio within a participant — on
+    the shipped model's cohort it came out 1.07 here vs 1.10 on held-out cohorts.
+    """
+    scorer = OnnxScorer(path)
+    config = CalibrationConfig()
+    space = scorer.error_space()
+    warmup = max(space.longest_window - 1, 0)
+    est = estimate_threshold_factor(
+        scorer.day_errors(records), space, config,
+        healthy=lambda pid, day: not is_near_relapse(date.fromisoformat(day), relapses.get(pid, ())),
+    )
+    factor, used = est if est is not None else (1.0, 0)
+    return {"threshold_factor": repr(factor), "threshold_factor_participants": str(used),
+            "threshold_setup": json.dumps(config.setup(warmup), sort_keys=True)}
 
 
 def rhythm_from_hourly(hourly: Iterable[Any]) -> list[Any]:

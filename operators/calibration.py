@@ -6,30 +6,30 @@ s = √((e−μ)ᵀ Σ⁻¹ (e−μ)) against that participant's error distribut
 held-out healthy data; hourly scores are averaged per day; a per-participant
 threshold τ marks a day anomalous (s > τ).
 
-Choices (defaults in :class:`CalibrationConfig`, reasons in models/README.md):
+Choices (defaults in :class:`CalibrationConfig`; measurements in models/README.md):
 
-- Calibration, two phases: (1) the participant's first ``calibration_days`` (14)
-  scoreable days fit (μ, Σ) — two weekly cycles, as long as the longest rhythm
-  window; these days get no score; (2) the next ``threshold_days`` (14) are
-  scored against that fit and set τ. During both, days carry
-  ``calibrating=True`` and never an anomaly or a step-up.
-- Error groups: errors are first averaged within the model's error groups (a
-  rhythm statistic across its window lengths and parameters; identity for hourly
-  models). Rhythm models have hundreds of features but a participant has only
-  14 calibration days; grouping cuts the Mahalanobis dimension several-fold.
-- Σ: group errors are standardised by their calibration SD, then the
-  correlation matrix is shrunk with Ledoit–Wolf (scikit-learn) toward the
-  identity — i.e. Σ = D·R_LW·D, shrinkage toward the diagonal of Σ — so 14 days
-  already give a well-conditioned, invertible Σ. A fixed shrinkage can be set.
-- τ: the ``quantile`` (0.9) of the threshold days' scores, i.e. scores of days
-  after the calibration set closed, like every later day. Rhythm statistics of
-  consecutive days share most of their windows, so the fit days are far from 14
-  independent samples: even their leave-one-day-out scores run well below later
-  days', and a τ set on them flagged 41–61 % of healthy days on a simulated
-  cohort (8 % with threshold days; models/README.md). ``threshold_days=0`` uses the
-  leave-one-day-out scores of the fit days. A thresholds file
-  ({participant: τ}, from the evaluation tool) overrides the quantile and skips
-  phase 2.
+- Warm-up: the first ``warmup_days`` calendar days (default: the model's longest
+  rhythm window − 1 = 13) are neither learned nor scored: their windows reach
+  back before the participant's first data and are only partly filled.
+- Calibration: (1) the next ``calibration_days`` (14) scoreable days fit (μ, Σ),
+  unscored; (2) the next ``threshold_days`` (14) are scored against that fit and
+  set τ. Until then days carry ``calibrating=True`` and never raise an event.
+- Error groups: errors are averaged within the model's error groups first
+  (rhythm: one per modality; hourly: one per feature) — 14 fit days cannot
+  support a ~125-dimensional Σ (one group per statistic): healthy false
+  positives drifted up to 0.5 a month after calibration.
+- Σ = D·R·D: group errors standardised by their calibration SD, correlation
+  shrunk toward the identity with the Ledoit–Wolf weight (scikit-learn), so 14
+  days give a well-conditioned Σ. A fixed shrinkage can be set.
+- τ = κ · the ``quantile`` (0.9, Weibull position) of the threshold days'
+  scores. Consecutive days share most of their rhythm windows, so 14 days vary
+  less than months do and their 0.9 quantile sits below the long-run one; κ
+  (≈ 1.1) corrects that bias. ``phenoflow train`` measures κ by replaying this
+  calibration on its training participants' healthy days
+  (:func:`estimate_threshold_factor`) and stores it with those settings; other
+  settings use κ = 1 unless ``threshold_factor`` is given.
+  ``threshold_days=0`` uses the fit days' leave-one-day-out scores. A
+  thresholds file ({participant: τ}) overrides τ and skips phase 2.
 - Contributors of an anomaly: the ``top_k`` (5) features with the largest
   z = (e − μ_f)/σ_f, per-feature moments of the calibration days' errors.
 - Passive step-up: each scored day feeds :class:`~phenoflow.operators.stepup.PassiveRisk`.
@@ -39,9 +39,12 @@ Scoring is deterministic: no randomness anywhere after training.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,8 @@ class CalibrationConfig:
     shrinkage: float | None = None  # None → Ledoit–Wolf; else fixed weight toward identity
     min_shrinkage: float = 0.01  # floor under the Ledoit–Wolf weight (degenerate samples)
     sd_floor: float = 1e-3  # relative to the median group SD; guards constant errors
+    warmup_days: int | None = None  # None → the model's longest rhythm window − 1 (hourly: 0)
+    threshold_factor: float | None = None  # κ; None → the model's, if measured for these settings
     risk: RiskTierConfig = field(default_factory=RiskTierConfig)
 
     def __post_init__(self) -> None:
@@ -74,10 +79,20 @@ class CalibrationConfig:
             raise ValueError("calibration_days must be at least 3")
         if self.threshold_days < 0:
             raise ValueError("threshold_days must be >= 0")
+        if self.warmup_days is not None and self.warmup_days < 0:
+            raise ValueError("warmup_days must be >= 0")
+        if self.threshold_factor is not None and not self.threshold_factor > 0:
+            raise ValueError("threshold_factor must be positive")
         if not 0 < self.quantile < 1:
             raise ValueError("quantile must be in (0, 1)")
         if self.shrinkage is not None and not 0 < self.shrinkage <= 1:
             raise ValueError("shrinkage must be in (0, 1]")
+
+    def setup(self, warmup_days: int) -> dict[str, Any]:
+        """The settings that shape τ (κ is only valid for the settings it was measured with)."""
+        keys = ("calibration_days", "threshold_days", "quantile", "min_observed", "shrinkage",
+                "min_shrinkage", "sd_floor")
+        return {**{k: getattr(self, k) for k in keys}, "warmup_days": int(warmup_days)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,12 +213,14 @@ class ParticipantScorer:
     :class:`ScoreOutcome`. ``errors=None`` (or ``observed`` < ``min_observed``)
     marks a day without enough data: score null, nothing learned, no event.
 
-    Phases: fit days (no score) → threshold days (scored, ``calibrating=True``)
-    → scoring (see the module docstring). State after calibration: the
-    :class:`ErrorModel` (μ and SD per group, R⁻¹ in Woodbury form: ≈ (n + 2)·k
-    numbers), per-feature error mean/SD (2p, float32), τ and the scores it was set
-    on, the passive risk window — about 20 kB for the default rhythm model (854
-    features, 127 groups). Feature names are not pickled (see :class:`ErrorSpace`).
+    Phases: warm-up (no score) → fit days (no score) → threshold days (scored,
+    ``calibrating=True``) → scoring (see the module docstring). The warm-up counts
+    calendar days from the first day this scorer sees. State after calibration:
+    the :class:`ErrorModel` (μ and SD per group, R⁻¹: ≈ (n + 2)·k numbers in
+    Woodbury form, or k² dense), per-feature error mean/SD (2p, float32), τ and
+    the scores it was set on, the passive risk window — about 10 kB for the
+    default rhythm model (~800 features, 11 groups). Feature names are not pickled
+    (see :class:`ErrorSpace`).
     """
 
     def __init__(
@@ -227,6 +244,7 @@ class ParticipantScorer:
         self.threshold: float | None = None
         self.threshold_scores: list[float] = []  # phase 2: scores of the threshold days
         self.calibration_scores: np.ndarray | None = None  # the scores τ was set on
+        self.first_day: str | None = None  # first day seen: the warm-up counts from it
         self.last_day: str | None = None
         self.risk = PassiveRisk(self.config.risk)
 
@@ -238,6 +256,7 @@ class ParticipantScorer:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("first_day", "0001-01-01")  # snapshots from before the warm-up: none
         self.__dict__.update(state)
 
     @property
@@ -245,6 +264,21 @@ class ParticipantScorer:
         if self._space is None:
             self._space = lookup_space(self.model)
         return self._space
+
+    @property
+    def warmup_days(self) -> int:
+        """Days from the first day seen that are neither learned nor scored."""
+        w = self.config.warmup_days
+        return w if w is not None else max(self.space.longest_window - 1, 0)
+
+    @property
+    def threshold_factor(self) -> float:
+        """κ: the config's, else the model's if measured for these settings, else 1."""
+        c = self.config
+        if c.threshold_factor is not None:
+            return c.threshold_factor
+        sp = self.space
+        return sp.threshold_factor if sp.factor_setup == c.setup(self.warmup_days) else 1.0
 
     @property
     def calibrating(self) -> bool:
@@ -304,7 +338,7 @@ class ParticipantScorer:
         self.calibration_scores = np.asarray(scores, dtype=np.float64)
         # Weibull plotting position (i/(n+1)): the expected share of later scores below
         # this estimate is `quantile` even for n = 14; the default linear rule gives ~0.85.
-        self.threshold = float(
+        self.threshold = self.threshold_factor * float(
             np.quantile(self.calibration_scores, self.config.quantile, method="weibull")
         )
         self.threshold_scores = []
@@ -335,7 +369,12 @@ class ParticipantScorer:
         ``grouped``: the group-mean errors, when computed batch-wise beforehand.
         """
         replay = self.last_day is not None and day <= self.last_day
+        if self.first_day is None:
+            self.first_day = day
         scoreable = errors is not None and observed >= self.config.min_observed
+        if scoreable and self.error_model is None and self.warmup_days:
+            age = (date.fromisoformat(day) - date.fromisoformat(self.first_day)).days
+            scoreable = age >= self.warmup_days
         if scoreable:
             errors = np.asarray(errors, dtype=np.float64)
             if not np.isfinite(errors).all():
@@ -396,6 +435,47 @@ class ParticipantScorer:
     def update_day(self, d: DayErrors) -> ScoreOutcome:
         """:meth:`update` from one :class:`~phenoflow.operators.scoring.DayErrors`."""
         return self.update(d.day, d.errors, d.utc_offset_min, observed=d.observed, grouped=d.grouped)
+
+
+def estimate_threshold_factor(
+    days: Iterable[DayErrors],
+    space: ErrorSpace,
+    config: CalibrationConfig | None = None,
+    *,
+    healthy: Callable[[str, str], bool] = lambda _pid, _day: True,
+    min_participants: int = 3,
+    min_scored: int = 7,
+) -> tuple[float, int] | None:
+    """κ for :class:`CalibrationConfig` settings: τ = κ · quantile puts a share 1 − q of
+    later healthy days above τ. Returns (κ, participants used), or None if too few.
+
+    Replays the calibration (with κ = 1) on each participant's ``healthy(participant,
+    day)`` days in day order; each participant with ≥ ``min_scored`` days scored after
+    calibration gives the ratios r = s/τ of those days. κ is the weighted q-quantile
+    of all r, each participant weighing 1 (weights 1/n_p): the smallest κ with
+    Σ_p (share of p's days with r > κ) ≤ (1 − q) · participants.
+    """
+    cfg = dataclasses.replace(config or CalibrationConfig(), threshold_factor=1.0)
+    by: dict[str, list[DayErrors]] = {}
+    for d in days:
+        if healthy(d.participant, d.day):
+            by.setdefault(d.participant, []).append(d)
+    ratios: list[np.ndarray] = []
+    for pid in sorted(by):
+        sc = ParticipantScorer(pid, space, cfg)
+        r = [out.score.score / sc.threshold
+             for out in (sc.update_day(d) for d in sorted(by[pid], key=lambda d: d.day))
+             if not out.score.calibrating and out.score.score is not None and sc.threshold]
+        if len(r) >= min_scored:
+            ratios.append(np.asarray(r))
+    if len(ratios) < min_participants:
+        return None
+    x = np.concatenate(ratios)
+    w = np.concatenate([np.full(r.size, 1.0 / r.size) for r in ratios])
+    order = np.argsort(x, kind="stable")
+    cum = np.cumsum(w[order]) / len(ratios)  # share of participant weight with r ≤ x
+    j = int(np.searchsorted(cum, cfg.quantile - 1e-12))
+    return float(x[order][min(j, x.size - 1)]), len(ratios)
 
 
 def load_thresholds(path: str | Path) -> dict[str, float]:

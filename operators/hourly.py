@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Iterable
 from itertools import accumulate
 
 import numpy as np
@@ -228,28 +229,41 @@ class HourlyAggregator:
         it so that streams still delivering hold the watermark (see :attr:`watermark`).
         Without it the watermark is a pure function of the events seen.
         """
+        return self.update_batch((event,), now)
+
+    def update_batch(self, events: Iterable[object], now: float | None = None) -> HourlyStep:
+        """Add several raw events, then close what the watermark allows (once per batch).
+
+        Equivalent to calling :meth:`update` per event except that days close
+        only after the whole batch, so an event later in the batch is never late
+        because of one earlier in it. The flows feed Bytewax batches through here.
+        """
         step = HourlyStep()
-        stream = STREAMS.get(type(event))
-        if stream is None:
-            return step
-        if self.participant is None:
-            self.participant = event.participant  # type: ignore[attr-defined]
-        elif event.participant != self.participant:  # type: ignore[attr-defined]
-            raise ValueError("event of another participant sent to this aggregator")
-        cutoff = -math.inf if self._next_hour is None else self._next_hour * 3600.0
-        got = self._add_accel(event, cutoff) if isinstance(event, Accelerometer) else self._add(event, cutoff)
-        if got is None or got[1]:
-            # Wholly late, or an accelerometer chunk straddling the emitted boundary
-            # (its on-time samples were used): reported either way.
-            step.late.append(event)
-            self.late_events += 1
-        if got is not None:
-            self._stream_max[stream] = max(self._stream_max.get(stream, -math.inf), got[0])
-            if now is not None:
-                self._now = now
-                self._stream_wall[stream] = now
-                # Unseen streams are held at the earliest event time seen so far.
-                self._first = (got[0], now) if self._first is None else (min(self._first[0], got[0]), self._first[1])
+        moved = False
+        for event in events:
+            stream = STREAMS.get(type(event))
+            if stream is None:
+                continue
+            if self.participant is None:
+                self.participant = event.participant  # type: ignore[attr-defined]
+            elif event.participant != self.participant:  # type: ignore[attr-defined]
+                raise ValueError("event of another participant sent to this aggregator")
+            cutoff = -math.inf if self._next_hour is None else self._next_hour * 3600.0
+            got = self._add_accel(event, cutoff) if isinstance(event, Accelerometer) else self._add(event, cutoff)
+            if got is None or got[1]:
+                # Wholly late, or an accelerometer chunk straddling the emitted boundary
+                # (its on-time samples were used): reported either way.
+                step.late.append(event)
+                self.late_events += 1
+            if got is not None:
+                moved = True
+                self._stream_max[stream] = max(self._stream_max.get(stream, -math.inf), got[0])
+                if now is not None:
+                    self._now = now
+                    self._stream_wall[stream] = now
+                    # Unseen streams are held at the earliest event time seen so far.
+                    self._first = (got[0], now) if self._first is None else (min(self._first[0], got[0]), self._first[1])
+        if moved:
             step.records = self._advance(self.watermark, final=False)
         return step
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from phenoflow.errors import UserError
 METADATA_FORMAT = "1"
 #: Length of the GRU model's subsequences, hours (Adler et al.: 24-h subsequences).
 SEQ_LEN = 24
+#: The window suffix of a rhythm feature name: ``accel_mean.m10.w14`` → 14 (days).
+WINDOW_SUFFIX = re.compile(r"\.w(\d+)$")
 
 
 def _features_of(record: Any) -> Mapping[str, Any]:
@@ -158,15 +161,21 @@ _SPACES_LOCK = threading.Lock()
 
 
 class ErrorSpace:
-    """A model's error layout: feature names and their error groups. Shared, immutable.
+    """A model's error layout: feature names, error groups, threshold factor. Shared, immutable.
 
     Constructing one registers it by ``model_id`` so that :class:`ParticipantScorer`
     objects restored from a pickle (Bytewax recovery) find it again without each
     snapshot carrying hundreds of feature names.
+
+    ``longest_window``: the longest rhythm window among the inputs, days (0 for
+    hourly models) — the calibration's warm-up. ``threshold_factor`` κ and
+    ``factor_setup`` (the calibration settings κ was measured with at training,
+    see operators/calibration.py) come from the model metadata; 1.0 / None for
+    models without them.
     """
 
     __slots__ = ("model_id", "feature_names", "groups", "group_names", "_counts", "_perm",
-                 "_starts", "_identity")
+                 "_starts", "_identity", "longest_window", "threshold_factor", "factor_setup")
 
     def __init__(
         self,
@@ -174,11 +183,20 @@ class ErrorSpace:
         feature_names: tuple[str, ...],
         groups: np.ndarray,
         group_names: tuple[str, ...],
+        *,
+        threshold_factor: float = 1.0,
+        factor_setup: Mapping[str, Any] | None = None,
     ) -> None:
         self.model_id = model_id
         self.feature_names = tuple(feature_names)
         self.groups = np.asarray(groups, dtype=np.int64)
         self.group_names = tuple(group_names)
+        self.threshold_factor = float(threshold_factor)
+        self.factor_setup = dict(factor_setup) if factor_setup is not None else None
+        self.longest_window = max(
+            (int(m.group(1)) for n in self.feature_names if (m := WINDOW_SUFFIX.search(n))),
+            default=0,
+        )
         k = len(self.group_names)
         if self.groups.shape != (len(self.feature_names),) or (
             self.groups.size and (self.groups.min() < 0 or self.groups.max() >= k)
@@ -304,8 +322,16 @@ class OnnxScorer:
             )
         self.batch_size = int(batch_size)
         self.model_id = f"{self.path.stem}@{hashlib.sha256(blob).hexdigest()[:12]}"
+        try:
+            factor = float(meta.get("threshold_factor", "1.0"))
+            setup = json.loads(meta["threshold_setup"]) if "threshold_setup" in meta else None
+        except (ValueError, TypeError) as exc:
+            raise UserError(
+                f"model file {self.path} has a malformed threshold factor ({exc}) — {fix}"
+            ) from None
         self._space = ErrorSpace(self.model_id, self.spec.names, self.spec.groups,
-                                 self.spec.group_names)
+                                 self.spec.group_names, threshold_factor=factor,
+                                 factor_setup=setup)
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
 

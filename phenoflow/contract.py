@@ -15,7 +15,6 @@ Unknown extra fields are accepted and ignored, as the contract requires.
 from __future__ import annotations
 
 import base64
-import math
 from datetime import date, datetime, time, timezone
 from typing import Annotated, Literal, Union
 
@@ -217,9 +216,8 @@ def _check(event: Struct) -> str | None:
                 f"ts, x, y, z must have equal lengths, got {n}, {len(event.x)}, "
                 f"{len(event.y)}, {len(event.z)}"
             )
-        for axis in ("x", "y", "z"):
-            if not all(math.isfinite(v) for v in getattr(event, axis)):
-                return f"`{axis}` contains a non-finite number"
+        # Non-finite samples cannot occur: msgspec rejects NaN, Infinity and numbers
+        # out of float range while decoding JSON.
     elif isinstance(event, Ambient):
         if event.light_lux is None and event.sound_db is None and event.voice is None:
             return "needs at least one of light_lux, sound_db, voice"
