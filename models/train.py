@@ -4,7 +4,8 @@ Adler et al. (JMIR mHealth 2020): the autoencoder learns what a participant-day
 (or -hour) of relative health looks like; the 30 days before a known relapse
 ("near relapse", NR30) are excluded from training when labels are given. One
 population model is trained; per-participant calibration happens at scoring
-time (operators/calibration.py). Feature preparation is documented in
+time (operators/calibration.py); its threshold factor κ is measured on the
+training days and stored in the model. Feature preparation is documented in
 models/README.md ("Inputs"). torch is imported lazily: importing this module
 does not need the ``train`` extra, calling the training functions does.
 """
@@ -34,6 +35,7 @@ from phenoflow.operators.scoring import (
     SEQ_LEN,
     FeatureSpec,
     OnnxScorer,
+    WINDOW_SUFFIX,
     _field,
     _features_of,
     group_hours_by_day,
@@ -49,7 +51,6 @@ ModelKind = Literal["autoencoder", "gru"]
 NEAR_RELAPSE_DAYS = 30
 #: Default rhythm windows kept as model inputs (days); see README "Inputs" for why.
 DEFAULT_WINDOWS: tuple[int, ...] = (2, 6, 14)
-_WINDOW = re.compile(r"\.w(\d+)$")
 _PARAM = re.compile(r"\.(?:tau)?\d+(?:\.\d+)?$")  # sample-entropy scale or a bare number
 _POWER = re.compile(r"^(.*)\.power\.p(\d+(?:\.\d+)?)$")
 
@@ -129,7 +130,7 @@ def error_group(name: str, input_kind: str, level: str = "modality") -> str:
         return name
     if level == "modality":
         return name.split(".", 1)[0]
-    base = _WINDOW.sub("", name)
+    base = WINDOW_SUFFIX.sub("", name)
     power = _POWER.match(base)
     if power is not None:
         period = float(power.group(2))
@@ -147,8 +148,8 @@ def _window_filter(names: Sequence[str], windows: Sequence[int] | None) -> list[
     if windows is None:
         return list(names)
     allowed = set(windows)
-    kept = [n for n in names if (m := _WINDOW.search(n)) is None or int(m.group(1)) in allowed]
-    has_allowed = any((m := _WINDOW.search(n)) and int(m.group(1)) in allowed for n in names)
+    kept = [n for n in names if (m := WINDOW_SUFFIX.search(n)) is None or int(m.group(1)) in allowed]
+    has_allowed = any((m := WINDOW_SUFFIX.search(n)) and int(m.group(1)) in allowed for n in names)
     return kept if has_allowed else list(names)
 
 
@@ -395,24 +396,23 @@ def train_model(
 
 def _threshold_factor(path: Path, records: Sequence[Any],
                       relapses: Mapping[str, Sequence[date]]) -> dict[str, str]:
-    """Metadata ``threshold_factor`` κ and ``threshold_setup`` for the default calibration.
-
-    Replays the per-participant calibration on the training participants' healthy
-    days (not NR30) with the exported model (``estimate_threshold_factor``); the
-    training days' errors are in-sample, but κ is a ratio within a participant — on
-    the shipped model's cohort it came out 1.07 here vs 1.10 on held-out cohorts.
-    """
+    """Metadata κ (``threshold_factor``) and its ``threshold_setup``: the default calibration
+    replayed with the exported model on the training days of relative health, without
+    NR30 and the days whose rhythm windows still reach back before a relapse."""
     scorer = OnnxScorer(path)
+    lag = max((int(m.group(1)) for n in scorer.feature_names
+               if (m := WINDOW_SUFFIX.search(n))), default=1) - 1
+
+    def healthy(pid: str, day: str) -> bool:
+        d = date.fromisoformat(day)
+        return not any(-lag <= (r - d).days <= NEAR_RELAPSE_DAYS for r in relapses.get(pid, ()))
+
     config = CalibrationConfig()
-    space = scorer.error_space()
-    warmup = max(space.longest_window - 1, 0)
-    est = estimate_threshold_factor(
-        scorer.day_errors(records), space, config,
-        healthy=lambda pid, day: not is_near_relapse(date.fromisoformat(day), relapses.get(pid, ())),
-    )
+    est = estimate_threshold_factor(scorer.day_errors(records), scorer.error_space(), config,
+                                    healthy=healthy)
     factor, used = est if est is not None else (1.0, 0)
     return {"threshold_factor": repr(factor), "threshold_factor_participants": str(used),
-            "threshold_setup": json.dumps(config.setup(warmup), sort_keys=True)}
+            "threshold_setup": json.dumps(config.setup(), sort_keys=True)}
 
 
 def rhythm_from_hourly(hourly: Iterable[Any]) -> list[Any]:

@@ -8,16 +8,18 @@ threshold τ marks a day anomalous (s > τ).
 
 Choices (defaults in :class:`CalibrationConfig`; measurements in models/README.md):
 
-- Warm-up: the first ``warmup_days`` calendar days (default: the model's longest
-  rhythm window − 1 = 13) are neither learned nor scored: their windows reach
-  back before the participant's first data and are only partly filled.
+- Warm-up: the first ``warmup_days`` calendar days (default 0) are neither
+  learned nor scored. Days whose rhythm windows reach back before the first data
+  (partly filled) deviate a little more from the participant's later errors;
+  the ``min_observed`` gate already drops the first week, and a full 13-day
+  warm-up cost more near-relapse days than it gained (models/README.md).
 - Calibration: (1) the next ``calibration_days`` (14) scoreable days fit (μ, Σ),
   unscored; (2) the next ``threshold_days`` (14) are scored against that fit and
   set τ. Until then days carry ``calibrating=True`` and never raise an event.
 - Error groups: errors are averaged within the model's error groups first
-  (rhythm: one per modality; hourly: one per feature) — 14 fit days cannot
-  support a ~125-dimensional Σ (one group per statistic): healthy false
-  positives drifted up to 0.5 a month after calibration.
+  (rhythm: one per modality; hourly: one per feature). With one group per
+  statistic (~125), rare-event statistics got near-zero fit SDs and later z² in
+  the hundreds, and held-out separation was worse at equal false positives.
 - Σ = D·R·D: group errors standardised by their calibration SD, correlation
   shrunk toward the identity with the Ledoit–Wolf weight (scikit-learn), so 14
   days give a well-conditioned Σ. A fixed shrinkage can be set.
@@ -70,7 +72,7 @@ class CalibrationConfig:
     shrinkage: float | None = None  # None → Ledoit–Wolf; else fixed weight toward identity
     min_shrinkage: float = 0.01  # floor under the Ledoit–Wolf weight (degenerate samples)
     sd_floor: float = 1e-3  # relative to the median group SD; guards constant errors
-    warmup_days: int | None = None  # None → the model's longest rhythm window − 1 (hourly: 0)
+    warmup_days: int = 0  # calendar days from the first day seen: not learned, not scored
     threshold_factor: float | None = None  # κ; None → the model's, if measured for these settings
     risk: RiskTierConfig = field(default_factory=RiskTierConfig)
 
@@ -79,7 +81,7 @@ class CalibrationConfig:
             raise ValueError("calibration_days must be at least 3")
         if self.threshold_days < 0:
             raise ValueError("threshold_days must be >= 0")
-        if self.warmup_days is not None and self.warmup_days < 0:
+        if self.warmup_days < 0:
             raise ValueError("warmup_days must be >= 0")
         if self.threshold_factor is not None and not self.threshold_factor > 0:
             raise ValueError("threshold_factor must be positive")
@@ -88,11 +90,11 @@ class CalibrationConfig:
         if self.shrinkage is not None and not 0 < self.shrinkage <= 1:
             raise ValueError("shrinkage must be in (0, 1]")
 
-    def setup(self, warmup_days: int) -> dict[str, Any]:
+    def setup(self) -> dict[str, Any]:
         """The settings that shape τ (κ is only valid for the settings it was measured with)."""
         keys = ("calibration_days", "threshold_days", "quantile", "min_observed", "shrinkage",
-                "min_shrinkage", "sd_floor")
-        return {**{k: getattr(self, k) for k in keys}, "warmup_days": int(warmup_days)}
+                "min_shrinkage", "sd_floor", "warmup_days")
+        return {k: getattr(self, k) for k in keys}
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +220,7 @@ class ParticipantScorer:
     calendar days from the first day this scorer sees. State after calibration:
     the :class:`ErrorModel` (μ and SD per group, R⁻¹: ≈ (n + 2)·k numbers in
     Woodbury form, or k² dense), per-feature error mean/SD (2p, float32), τ and
-    the scores it was set on, the passive risk window — about 10 kB for the
+    the scores it was set on, the passive risk window — about 9 kB for the
     default rhythm model (~800 features, 11 groups). Feature names are not pickled
     (see :class:`ErrorSpace`).
     """
@@ -266,19 +268,13 @@ class ParticipantScorer:
         return self._space
 
     @property
-    def warmup_days(self) -> int:
-        """Days from the first day seen that are neither learned nor scored."""
-        w = self.config.warmup_days
-        return w if w is not None else max(self.space.longest_window - 1, 0)
-
-    @property
     def threshold_factor(self) -> float:
         """κ: the config's, else the model's if measured for these settings, else 1."""
         c = self.config
         if c.threshold_factor is not None:
             return c.threshold_factor
         sp = self.space
-        return sp.threshold_factor if sp.factor_setup == c.setup(self.warmup_days) else 1.0
+        return sp.threshold_factor if sp.factor_setup == c.setup() else 1.0
 
     @property
     def calibrating(self) -> bool:
@@ -372,9 +368,9 @@ class ParticipantScorer:
         if self.first_day is None:
             self.first_day = day
         scoreable = errors is not None and observed >= self.config.min_observed
-        if scoreable and self.error_model is None and self.warmup_days:
+        if scoreable and self.error_model is None and self.config.warmup_days:
             age = (date.fromisoformat(day) - date.fromisoformat(self.first_day)).days
-            scoreable = age >= self.warmup_days
+            scoreable = age >= self.config.warmup_days
         if scoreable:
             errors = np.asarray(errors, dtype=np.float64)
             if not np.isfinite(errors).all():

@@ -167,15 +167,13 @@ class ErrorSpace:
     objects restored from a pickle (Bytewax recovery) find it again without each
     snapshot carrying hundreds of feature names.
 
-    ``longest_window``: the longest rhythm window among the inputs, days (0 for
-    hourly models) — the calibration's warm-up. ``threshold_factor`` κ and
-    ``factor_setup`` (the calibration settings κ was measured with at training,
-    see operators/calibration.py) come from the model metadata; 1.0 / None for
-    models without them.
+    ``threshold_factor`` κ and ``factor_setup`` (the calibration settings κ was
+    measured with at training, see operators/calibration.py) come from the model
+    metadata; 1.0 / None for models without them.
     """
 
     __slots__ = ("model_id", "feature_names", "groups", "group_names", "_counts", "_perm",
-                 "_starts", "_identity", "longest_window", "threshold_factor", "factor_setup")
+                 "_starts", "_identity", "threshold_factor", "factor_setup")
 
     def __init__(
         self,
@@ -193,10 +191,6 @@ class ErrorSpace:
         self.group_names = tuple(group_names)
         self.threshold_factor = float(threshold_factor)
         self.factor_setup = dict(factor_setup) if factor_setup is not None else None
-        self.longest_window = max(
-            (int(m.group(1)) for n in self.feature_names if (m := WINDOW_SUFFIX.search(n))),
-            default=0,
-        )
         k = len(self.group_names)
         if self.groups.shape != (len(self.feature_names),) or (
             self.groups.size and (self.groups.min() < 0 or self.groups.max() >= k)

@@ -97,5 +97,12 @@ def test_metadata_and_standardisation(tmp_path: Path) -> None:
     assert np.allclose(json.loads(md["mean"]), np.nanmean(raw, axis=0), rtol=1e-12)
     assert np.allclose(json.loads(md["sd"]), np.nanstd(raw, axis=0), rtol=1e-12)
     groups = json.loads(md["error_groups"])
-    assert groups["names"] == ["acc.l5", "acc.m10", "acc.ra", "scr.l5", "scr.m10", "scr.ra"]
-    assert s.n_error_groups == 6 and s.best_epoch >= 1
+    assert groups["names"] == ["acc", "scr"]  # one error group per modality
+    assert groups["index"] == [0 if n.startswith("acc.") else 1 for n in names]
+    assert s.n_error_groups == 2 and s.best_epoch >= 1
+    # κ and the calibration settings it holds for reach the scorer through the ErrorSpace
+    from phenoflow.operators.calibration import CalibrationConfig
+
+    space = sc.error_space()
+    assert space.threshold_factor == float(md["threshold_factor"]) == s.threshold_factor
+    assert space.factor_setup == json.loads(md["threshold_setup"]) == CalibrationConfig().setup()

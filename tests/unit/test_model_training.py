@@ -82,6 +82,9 @@ def test_shifted_days_are_flagged_far_more_often(tmp_path: Path) -> None:
             n_neg += 1
             fp += flagged
     tpr, fpr = tp / n_pos, fp / n_neg
+    # κ was measured on the training days for the default calibration and is applied
+    assert summary.threshold_factor == pytest.approx(float(scorer.metadata["threshold_factor"]))
+    assert 0.5 < summary.threshold_factor < 3 and st.threshold_factor == summary.threshold_factor
     assert n_pos == 63 and tpr >= 0.8
     assert tpr / max(fpr, 1e-9) >= 2.0
     # contributors of the shifted days are overwhelmingly the shifted features
@@ -116,14 +119,19 @@ def test_feature_selection_and_error_groups() -> None:
     assert spec.names == ("a.x.w2", "d.pow.24.w2") and (n_null, n_const) == (1, 1)
     assert spec.log.tolist() == [False, True]
     assert spec.mean[1] == pytest.approx(np.log1p(raw[:, 3]).mean())
-    assert error_group("accel_mean.sampen.tau3.w2", "rhythm") == "accel_mean.sampen"
-    assert error_group("accel_mean.m10.w2", "rhythm") == "accel_mean.m10"  # m10 is no parameter
-    assert error_group("accel_mean.dev.mean.w6", "rhythm") == "accel_mean.dev.mean"
-    assert error_group("call_n.power.p16.w6", "rhythm") == "call_n.power.ultradian"
-    assert error_group("call_n.power.p20.w6", "rhythm") == "call_n.power.circadian"
-    assert error_group("call_n.power.p28.w6", "rhythm") == "call_n.power.circadian"
-    assert error_group("call_n.power.p32.w14", "rhythm") == "call_n.power.infradian"
-    assert error_group("x.pow.24.w2", "rhythm") == "x.pow"
+    # default: one group per modality, across statistics, parameters and windows
+    assert error_group("accel_mean.sampen.tau3.w2", "rhythm") == "accel_mean"
+    assert error_group("call_n.power.p32.w14", "rhythm") == "call_n"
+    # per statistic (the former default)
+    stat = {"level": "statistic"}
+    assert error_group("accel_mean.sampen.tau3.w2", "rhythm", **stat) == "accel_mean.sampen"
+    assert error_group("accel_mean.m10.w2", "rhythm", **stat) == "accel_mean.m10"  # m10 is no parameter
+    assert error_group("accel_mean.dev.mean.w6", "rhythm", **stat) == "accel_mean.dev.mean"
+    assert error_group("call_n.power.p16.w6", "rhythm", **stat) == "call_n.power.ultradian"
+    assert error_group("call_n.power.p20.w6", "rhythm", **stat) == "call_n.power.circadian"
+    assert error_group("call_n.power.p28.w6", "rhythm", **stat) == "call_n.power.circadian"
+    assert error_group("call_n.power.p32.w14", "rhythm", **stat) == "call_n.power.infradian"
+    assert error_group("x.pow.24.w2", "rhythm", **stat) == "x.pow"
     assert error_group("calls.count.w2", "hourly") == "calls.count.w2"
     with pytest.raises(UserError, match="no usable features"):
         fit_feature_spec(np.full((5, 1), 1.0), ["k.w2"], input_kind="rhythm")

@@ -250,3 +250,84 @@ def test_replayed_day_is_not_learned_twice() -> None:
     assert first.score == again.score and first.anomaly == again.anomaly
     assert again.stepup is None
     assert len(sc.risk._days) == 1
+
+
+def test_warmup_days_are_neither_learned_nor_scored() -> None:
+    sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=3, threshold_days=0,
+                                                            warmup_days=4))
+    E = errors(9, seed=6)
+    ds = days(9)
+    del ds[1]  # a day without any record still counts as a calendar day of the warm-up
+    outs = [sc.update(d, e) for d, e in zip(ds, E)]
+    # 2024-01-01, -03, -04 fall in the 4-day warm-up; -05, -06, -07 are the fit days
+    assert all(o.score.score is None and o.score.calibrating for o in outs[:6])
+    assert not sc.calibrating and outs[6].score.score is not None
+    mu, sigma = shrunk_sigma(group_means(E[3:6]))
+    assert np.allclose(sc.covariance, sigma, rtol=1e-8)
+    # a scorer restored from a snapshot taken before the warm-up existed has none
+    state = sc.__getstate__()
+    state.pop("first_day")
+    fresh = ParticipantScorer.__new__(ParticipantScorer)
+    fresh.__setstate__(state)
+    assert fresh.first_day == "0001-01-01"
+
+
+def test_threshold_factor_from_config_or_from_the_model() -> None:
+    E = errors(20, seed=7)
+    want_q = None
+    taus = {}
+    for label, sp, cfg in (
+        ("plain", space(), {}),
+        ("config", space(), {"threshold_factor": 1.5}),
+        ("model", ErrorSpace("k@1", NAMES, np.arange(P) // GROUP, tuple(f"g{g}" for g in range(10)),
+                             threshold_factor=1.3,
+                             factor_setup=CalibrationConfig(calibration_days=6,
+                                                            threshold_days=9).setup()), {}),
+        ("model, other settings", ErrorSpace("k@2", NAMES, np.arange(P) // GROUP,
+                                             tuple(f"g{g}" for g in range(10)), threshold_factor=1.3,
+                                             factor_setup=CalibrationConfig().setup()), {}),
+    ):
+        sc = ParticipantScorer("p1", sp, CalibrationConfig(calibration_days=6, threshold_days=9, **cfg))
+        for d, e in zip(days(20), E):
+            sc.update(d, e)
+        q = float(np.quantile(sc.calibration_scores, 0.9, method="weibull"))
+        want_q = q if want_q is None else want_q
+        assert q == pytest.approx(want_q, rel=1e-12)  # same scores whatever κ
+        taus[label] = sc.threshold
+    assert taus["plain"] == pytest.approx(want_q, rel=1e-12)
+    assert taus["config"] == pytest.approx(1.5 * want_q, rel=1e-12)
+    assert taus["model"] == pytest.approx(1.3 * want_q, rel=1e-12)
+    assert taus["model, other settings"] == pytest.approx(want_q, rel=1e-12)  # κ not valid there
+    with pytest.raises(ValueError):
+        CalibrationConfig(threshold_factor=0.0)
+    with pytest.raises(ValueError):
+        CalibrationConfig(warmup_days=-1)
+
+
+def test_estimate_threshold_factor_matches_an_independent_computation() -> None:
+    from phenoflow.operators.calibration import estimate_threshold_factor
+    from phenoflow.operators.scoring import DayErrors
+
+    cfg = CalibrationConfig(calibration_days=6, threshold_days=5, quantile=0.8)
+    n_days = {"a": 30, "b": 22, "c": 40, "d": 16}  # d: only 5 days after calibration → left out
+    sick = {("c", days(40)[20]), ("c", days(40)[21])}  # excluded by `healthy`
+    recs, ratios = [], []
+    for j, (pid, n) in enumerate(n_days.items()):
+        E = errors(n, seed=10 + j) * (1 + j)  # participants with different error levels
+        E[-3:] *= 1.6  # a few clearly worse days
+        keep = [i for i in range(n) if (pid, days(n)[i]) not in sick]
+        recs += [DayErrors(pid, days(n)[i], None, E[i], 1.0) for i in keep]
+        G = group_means(E[keep])
+        mu, sigma = shrunk_sigma(G[:6])
+        s = np.array([mahalanobis(g, mu, np.linalg.inv(sigma)) for g in G[6:]])
+        tau = np.quantile(s[:5], 0.8, method="weibull")
+        if len(s) - 5 >= 7:
+            ratios.append(s[5:] / tau)
+    # the smallest κ such that the participants' mean share of days with r > κ is ≤ 1 − q
+    cands = np.sort(np.concatenate(ratios))
+    want = next(k for k in cands if np.mean([np.mean(r > k) for r in ratios]) <= 0.2 + 1e-12)
+    got = estimate_threshold_factor(reversed(recs), space(), cfg,  # order does not matter
+                                    healthy=lambda pid, day: (pid, day) not in sick)
+    assert got is not None and got[1] == 3
+    assert got[0] == pytest.approx(want, rel=1e-9)
+    assert estimate_threshold_factor(recs, space(), cfg, min_participants=4) is None
