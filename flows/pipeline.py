@@ -55,8 +55,10 @@ def parse_stages(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(STAGES[i] for i in idx)
 
 
-def input_topics(stages: tuple[str, ...]) -> tuple[str, ...]:
-    topics = list(STAGE_INPUTS[stages[0]])
+def input_topics(stages: tuple[str, ...], score_input: str = "rhythm.daily") -> tuple[str, ...]:
+    """Topics the first stage reads; a score stage of an hourly model reads features.hourly."""
+    first = STAGE_INPUTS[stages[0]] if stages != ("score",) else (score_input,)
+    topics = list(first)
     if "score" in stages:
         topics.append("raw.survey")
     return tuple(topics)
@@ -66,7 +68,14 @@ def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool =
                flow_id: str = "phenoflow") -> Dataflow:
     """Wire the operators of ``stages`` between Kafka topics."""
     flow = Dataflow(flow_id)
-    topics = input_topics(stages)
+    scorer = None
+    score_input = "rhythm.daily"
+    if "score" in stages:
+        from phenoflow.flows.scoring import load_scorer
+
+        scorer = load_scorer(settings)  # fail fast on a missing or bad model, before any I/O
+        score_input = "features.hourly" if scorer.input_kind == "hourly" else "rhythm.daily"
+    topics = input_topics(stages, score_input)
     source = KafkaSource(
         [settings.bootstrap],
         [settings.topic(t) for t in topics],
@@ -93,10 +102,14 @@ def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool =
         rhythm = st.rhythm_stage(hourly, settings)
         outputs.append(op.map("rhythm_sink", rhythm, to_sink(settings, "rhythm.daily")))
     if "score" in stages:
-        if rhythm is None:
-            rhythm = op.filter("rhythm_in", events, lambda e: isinstance(e, RhythmDaily))
+        if score_input == "features.hourly":
+            days = hourly if hourly is not None else op.filter(
+                "hourly_for_score", events, lambda e: isinstance(e, HourlyFeatures))
+        else:
+            days = rhythm if rhythm is not None else op.filter(
+                "rhythm_in", events, lambda e: isinstance(e, RhythmDaily))
         surveys = op.filter("surveys", events, lambda e: isinstance(e, Survey))
-        for short, stream in st.score_stage(rhythm, surveys, settings).items():
+        for short, stream in st.score_stage(days, surveys, settings, scorer).items():
             outputs.append(op.map(f"{short.replace('.', '_')}_sink", stream, to_sink(settings, short)))
 
     merged = op.merge("outputs", *outputs)

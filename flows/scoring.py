@@ -18,11 +18,11 @@ from bytewax.dataflow import Stream
 
 from phenoflow import metrics
 from phenoflow.config import Settings
-from phenoflow.contract import AnomalyEvent, Event, RhythmDaily, ScoreDaily, StepUpEvent
-from phenoflow.errors import UserError
+from phenoflow.contract import AnomalyEvent, Event, HourlyFeatures, ScoreDaily, StepUpEvent
 from phenoflow.flows.stages import OperatorLogic
 from phenoflow.operators.calibration import CalibrationConfig, ParticipantScorer, load_thresholds
 from phenoflow.operators.scoring import DayErrors, OnnxScorer
+from phenoflow.operators.rhythm_daily import local_day_hour
 from phenoflow.operators.stepup import SurveyStepUp
 
 
@@ -59,6 +59,32 @@ class _ParticipantScoring:
         return []
 
 
+class _HourlyDays:
+    """Collects one participant's hourly records into whole local days (hourly-input models).
+
+    The hourly stage emits a participant's hours in order, a local day at a time,
+    so a record of a later local day closes the buffered one.
+    """
+
+    def __init__(self) -> None:
+        self.day: int | None = None
+        self.hours: list[HourlyFeatures] = []
+
+    def update(self, record: HourlyFeatures) -> list[list[HourlyFeatures]]:
+        day, _ = local_day_hour(record.hour_start, record.utc_offset_min)
+        out = []
+        if self.day is not None and day != self.day and self.hours:
+            out.append(self.hours)
+            self.hours = []
+        self.day = day
+        self.hours.append(record)
+        return out
+
+    def flush(self) -> list[list[HourlyFeatures]]:
+        out, self.hours = ([self.hours] if self.hours else []), []
+        return out
+
+
 class _SurveyState:
     def __init__(self) -> None:
         self.inner = SurveyStepUp()
@@ -72,23 +98,30 @@ class _SurveyState:
 
 
 def load_scorer(settings: Settings) -> OnnxScorer:
-    path = Path(settings.model_path) if settings.model_path else default_model_path()
-    scorer = OnnxScorer(path)
-    if scorer.input_kind != "rhythm":
-        raise UserError(f"model {path} takes {scorer.input_kind} input; the score stage scores rhythm.daily — "
-                        "train one with `phenoflow train COHORT --input rhythm` (hourly models: `phenoflow evaluate --compare`)")
-    return scorer
+    """The configured model (``model_path``) or the shipped default; UserError if unusable."""
+    return OnnxScorer(Path(settings.model_path) if settings.model_path else default_model_path())
 
 
-def score_streams(rhythm: Stream[RhythmDaily], surveys: Stream[Event], settings: Settings) -> dict[str, Stream[Any]]:
-    """rhythm.daily + raw.survey → {short topic: stream} for scores.daily, events.anomaly, events.stepup."""
-    scorer = load_scorer(settings)
+def score_streams(days: Stream[Any], surveys: Stream[Event], settings: Settings,
+                  scorer: OnnxScorer | None = None) -> dict[str, Stream[Any]]:
+    """Model input + raw.survey → {short topic: stream} for scores.daily, events.anomaly, events.stepup.
+
+    ``days`` holds rhythm.daily records for rhythm models, features.hourly records
+    for hourly models (grouped here into local days; the hourly scores of a day
+    are averaged as in Adler et al. 2020).
+    """
+    scorer = scorer or load_scorer(settings)
     thresholds = load_thresholds(settings.thresholds_path) if settings.thresholds_path else {}
     config = CalibrationConfig(calibration_days=settings.calibration_days)
+    if scorer.input_kind == "hourly":
+        days = op.key_rm("days_unkey", op.stateful_batch(
+            "hours_to_days", op.key_on("days_key", days, lambda r: r.participant),
+            lambda resume: OperatorLogic(resume if resume is not None else _HourlyDays())))
 
-    def errors(batch: list[RhythmDaily]) -> list[tuple[str, DayErrors]]:
+    def errors(batch: list[Any]) -> list[tuple[str, DayErrors]]:
         t0 = time.perf_counter()
-        out = [(d.participant, d) for d in scorer.day_errors(batch)]
+        records = [r for item in batch for r in (item if isinstance(item, list) else (item,))]
+        out = [(d.participant, d) for d in scorer.day_errors(records)]
         metrics.SCORING_LATENCY.observe(time.perf_counter() - t0)
         return out
 
@@ -98,7 +131,7 @@ def score_streams(rhythm: Stream[RhythmDaily], surveys: Stream[Event], settings:
             return OperatorLogic(resume)
         return OperatorLogic(_ParticipantScoring(scorer, config, thresholds))
 
-    keyed = op.flat_map_batch("model", rhythm, errors)
+    keyed = op.flat_map_batch("model", days, errors)
     scored = op.key_rm("score_unkey", op.stateful_batch("score", keyed, build))
     survey_events = op.key_rm("survey_unkey", op.stateful_batch(
         "survey", op.key_on("survey_key", surveys, lambda e: e.participant),

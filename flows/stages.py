@@ -127,8 +127,8 @@ class _LazyRhythm:
         return [] if self.inner is None else self.inner.flush()
 
 
-def score_stage(rhythm: Stream[RhythmDaily], surveys: Stream[Event], settings: Settings) -> dict[str, Stream[Any]]:
-    """rhythm.daily (+ raw.survey) → scores.daily, events.anomaly, events.stepup."""
+def score_stage(days: Stream[Any], surveys: Stream[Event], settings: Settings, scorer: Any = None) -> dict[str, Stream[Any]]:
+    """rhythm.daily or features.hourly (per the model) + raw.survey → scores.daily, events.*"""
     from phenoflow.flows.scoring import score_streams
 
-    return score_streams(rhythm, surveys, settings)
+    return score_streams(days, surveys, settings, scorer)

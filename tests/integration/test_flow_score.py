@@ -76,3 +76,22 @@ def test_full_pipeline_is_deterministic_and_silent_while_calibrating(tmp_path: P
         last[sv["participant"]] = sv["score"]
     got = {(e["participant"], e["ts"]) for e in first["events.stepup"] if e["source"] == "survey"}
     assert got == expected and expected
+
+
+def test_hourly_input_model_scores_days_in_the_flow(tmp_path: Path, broker) -> None:
+    """The seed's setup: an autoencoder on hourly features, hourly scores averaged per day."""
+    from phenoflow.models.train import train_model
+    from phenoflow.offline import hourly_features_from_cohort
+
+    cohort = tmp_path / "cohort"
+    simulate_cohort(cohort, participants=3, days=40, seed=6, relapse_share=0.0)
+    model = tmp_path / "hourly.onnx"
+    train_model(list(hourly_features_from_cohort(cohort)), None, model, input_kind="hourly", hidden=8,
+                seed=1, max_epochs=3, patience=2)
+    settings = load_settings(bootstrap=broker.bootstrap, topic_prefix="score.h.", model_path=str(model))
+    out = _run(cohort, settings)
+    scores = out["scores.daily"]
+    assert scores and all(s["model"].startswith("hourly@") for s in scores)
+    days = {(s["participant"], s["day"]) for s in scores}
+    assert len(days) == len(scores)  # one score per participant-day, not per hour
+    assert any(not s["calibrating"] and s["score"] is not None for s in scores)
