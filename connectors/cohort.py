@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Sequence
 
 from phenoflow.contract import ALL_TOPICS, RAW_TOPICS
 from phenoflow.errors import UserError
@@ -95,33 +94,54 @@ def read_lines(f: CohortFile) -> Iterator[bytes]:
                 yield line
 
 
-def read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    """Rows of a small CSV file; UserError if missing or lacking ``required`` columns."""
+def read_csv(path: Path, required: Sequence[str], how_to_fix: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Columns and rows (stripped strings) of a UTF-8 CSV with the ``required`` columns; UserError naming the problem."""
+    if not path.is_file():
+        raise UserError(f"{path} not found — {how_to_fix}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path} not found — a cohort directory needs {path.name} "
-                        "(see README, 'Historical logs')") from None
-    reader = csv.DictReader(io.StringIO(text))
-    cols = reader.fieldnames or []
-    missing = [c for c in required if c not in cols]
-    if missing:
-        raise UserError(f"{path} lacks column(s) {', '.join(missing)} — its header must include "
-                        f"{', '.join(required)}")
-    return list(reader)
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            missing = [c for c in required if c not in columns]
+            if missing:
+                raise UserError(
+                    f"{path}: missing column(s) {', '.join(missing)} (found {', '.join(columns) or 'none'}) "
+                    f"— the header must include {', '.join(required)}"
+                )
+            rows = []
+            for n, row in enumerate(reader, start=2):
+                if None in row:
+                    raise UserError(f"{path} line {n}: more fields than columns — fix that line")
+                rows.append({k.strip(): (v or "").strip() for k, v in row.items()})
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text — save it as UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise UserError(f"{path} is not valid CSV ({exc}) — fix the file") from None
+    return columns, rows
+
+
+def read_labels_file(path: Path) -> dict[str, list[date]]:
+    """``labels.csv`` (participant, relapse_date YYYY-MM-DD; one row per relapse) → participant →
+    sorted unique relapse dates. A row with an empty date lists a participant without relapse ([])."""
+    _, rows = read_csv(
+        path, ("participant", "relapse_date"),
+        "write labels.csv with columns participant,relapse_date (YYYY-MM-DD, one row per relapse)",
+    )
+    dates: dict[str, set[date]] = {}
+    for n, row in enumerate(rows, start=2):
+        pid, text = row["participant"], row["relapse_date"]
+        if not pid:
+            raise UserError(f"{path} line {n}: empty participant — fill it in or delete the line")
+        dates.setdefault(pid, set())
+        if text:
+            try:
+                dates[pid].add(date.fromisoformat(text))
+            except ValueError:
+                raise UserError(f"{path} line {n}: relapse_date {text!r} is not YYYY-MM-DD — fix the date") from None
+    return {p: sorted(d) for p, d in dates.items()}
 
 
 def read_labels(directory: Path) -> dict[str, list[date]]:
-    """``labels.csv`` → participant → sorted relapse dates ({} when the file is absent)."""
+    """A cohort directory's ``labels.csv`` ({} when the cohort has none)."""
     path = directory / "labels.csv"
-    if not path.exists():
-        return {}
-    labels: dict[str, list[date]] = {}
-    for i, row in enumerate(read_csv(path, ("participant", "relapse_date")), start=2):
-        try:
-            day = date.fromisoformat(row["relapse_date"].strip())
-        except ValueError:
-            raise UserError(f"{path} line {i}: relapse_date {row['relapse_date']!r} is not "
-                            "YYYY-MM-DD — fix the date") from None
-        labels.setdefault(row["participant"].strip(), []).append(day)
-    return {p: sorted(d) for p, d in labels.items()}
+    return read_labels_file(path) if path.exists() else {}

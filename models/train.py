@@ -12,7 +12,6 @@ does not need the ``train`` extra, calling the training functions does.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
@@ -84,30 +83,11 @@ class TrainSummary:
 
 
 def read_labels(path: str | Path) -> dict[str, list[date]]:
-    """labels.csv (columns ``participant``, ``relapse_date`` YYYY-MM-DD) → {participant: dates}."""
-    p = Path(path)
-    out: dict[str, list[date]] = {}
-    try:
-        with p.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames or not {"participant", "relapse_date"} <= set(reader.fieldnames):
-                raise UserError(
-                    f"{p} needs columns participant, relapse_date — fix the header of labels.csv"
-                )
-            for line, row in enumerate(reader, start=2):
-                raw = (row.get("relapse_date") or "").strip()
-                if not raw:
-                    continue
-                try:
-                    day = date.fromisoformat(raw)
-                except ValueError:
-                    raise UserError(
-                        f"{p}:{line}: relapse_date {raw!r} is not YYYY-MM-DD — fix that row"
-                    ) from None
-                out.setdefault(row["participant"].strip(), []).append(day)
-    except FileNotFoundError:
-        raise UserError(f"labels file {p} not found — pass a cohort with labels.csv") from None
-    return {k: sorted(v) for k, v in out.items()}
+    """labels.csv (columns ``participant``, ``relapse_date`` YYYY-MM-DD) → {participant: dates},
+    participants with at least one relapse only."""
+    from phenoflow.connectors.cohort import read_labels_file
+
+    return {p: d for p, d in read_labels_file(Path(path)).items() if d}
 
 
 def is_near_relapse(day: date, relapses: Iterable[date], days: int = NEAR_RELAPSE_DAYS) -> bool:

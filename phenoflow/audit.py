@@ -33,7 +33,8 @@ from scipy.stats import false_discovery_control, fisher_exact
 from scipy.stats.contingency import odds_ratio
 
 from phenoflow.errors import UserError
-from phenoflow.evaluate_io import DumpStats, dump_path, iter_dump, read_csv, read_dump, resolve_outputs
+from phenoflow.connectors.cohort import read_csv
+from phenoflow.evaluate_io import DumpStats, dump_path, iter_dump, read_dump, resolve_outputs
 
 OUTCOMES: dict[str, str] = {"events.anomaly": "anomaly event", "events.stepup": "step-up"}
 BLANK = "(blank)"

@@ -12,17 +12,16 @@ skipped and counted; a dump with no valid line is an error.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
-from typing import IO, Iterator, Literal, Sequence
+from typing import IO, Iterator, Literal
 
 import numpy as np
 
+from phenoflow.connectors.cohort import read_labels_file
 from phenoflow.contract import DeadLetter, decode
 from phenoflow.errors import UserError
 
@@ -118,51 +117,9 @@ def read_dump(path: Path, topic: str, notes: list[str], wanted: set[str] | None 
     return events
 
 
-def read_csv(path: Path, required: Sequence[str], how_to_fix: str) -> tuple[list[str], list[dict[str, str]]]:
-    """Rows of a UTF-8 CSV with the ``required`` columns; UserError naming the problem."""
-    if not path.is_file():
-        raise UserError(f"{path} not found — {how_to_fix}")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            columns = [c.strip() for c in (reader.fieldnames or [])]
-            missing = [c for c in required if c not in columns]
-            if missing:
-                raise UserError(
-                    f"{path}: missing column(s) {', '.join(missing)} (found {', '.join(columns) or 'none'}) "
-                    f"— the header must include {', '.join(required)}"
-                )
-            rows = []
-            for n, row in enumerate(reader, start=2):
-                if None in row:
-                    raise UserError(f"{path} line {n}: more fields than columns — fix that line")
-                rows.append({k.strip(): (v or "").strip() for k, v in row.items()})
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text — save it as UTF-8 CSV") from None
-    except csv.Error as exc:
-        raise UserError(f"{path} is not valid CSV ({exc}) — fix the file") from None
-    return columns, rows
-
-
 def read_labels(path: Path) -> dict[str, np.ndarray]:
     """participant → sorted unique relapse dates (datetime64[D]); empty date = no relapse."""
-    _, rows = read_csv(
-        path,
-        ("participant", "relapse_date"),
-        "write labels.csv with columns participant,relapse_date (YYYY-MM-DD, one row per relapse)",
-    )
-    dates: dict[str, set[np.datetime64]] = {}
-    for n, row in enumerate(rows, start=2):
-        pid, text = row["participant"], row["relapse_date"]
-        if not pid:
-            raise UserError(f"{path} line {n}: empty participant — fill it in or delete the line")
-        dates.setdefault(pid, set())
-        if text:
-            try:
-                dates[pid].add(np.datetime64(date.fromisoformat(text), "D"))
-            except ValueError:
-                raise UserError(f"{path} line {n}: relapse_date {text!r} is not YYYY-MM-DD — fix the date") from None
-    return {p: np.array(sorted(d), dtype="datetime64[D]") for p, d in dates.items()}
+    return {p: np.array(d, dtype="datetime64[D]") for p, d in read_labels_file(path).items()}
 
 
 @dataclass

@@ -22,7 +22,7 @@ import pytest
 from phenoflow.config import Settings, settings_env
 from phenoflow.connectors.replay import replay
 from phenoflow.connectors.subscribe import subscribe
-from phenoflow.contract import HourlyFeatures, RhythmDaily, to_builtins
+from phenoflow.contract import RhythmDaily, to_builtins
 from phenoflow.offline import hourly_features_from_cohort
 from phenoflow.operators.rhythm_daily import RhythmState
 from phenoflow.simulate import simulate_cohort

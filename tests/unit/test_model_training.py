@@ -102,7 +102,7 @@ def test_near_relapse_window_and_labels(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="relapse_date"):
         read_labels(f)
     f.write_text("participant,relapse_date\np1,31/03/2024\n")
-    with pytest.raises(UserError, match=r"labels.csv:2"):
+    with pytest.raises(UserError, match=r"labels.csv line 2"):
         read_labels(f)
 
 
