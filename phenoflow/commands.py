@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -60,16 +61,43 @@ def run(
             raise UserError(f"--snapshot-interval {snapshot_interval} must be ≥ 1 second")
         cluster = None if process_id is None else (process_id, len(str(addresses).split(";")))
         cmd += prepare_recovery(recovery, max(4, workers), snapshot_s=snapshot_interval, process=cluster)
+    if not settings.metrics_port:
+        # The progress line reads the flow's own /metrics; without a port asked for, use a free one.
+        from phenoflow.connectors.broker import free_port
+
+        settings = dataclasses.replace(settings, metrics_port=free_port())
     env = {**os.environ, **settings_env(settings)}
     mode = "until the end of the input" if until_end else "following the topics; Ctrl-C stops"
     rec = f"recovery in {recovery}" if recovery is not None else "no recovery (a restart re-reads from the beginning)"
-    err.print(f"running stages {','.join(chosen)} against {settings.bootstrap} ({mode}; {rec})")
-    try:
-        rc = subprocess.run(cmd, env=env).returncode
-    except KeyboardInterrupt:
-        rc = 0
+    err.print(f"running stages {','.join(chosen)} against {settings.bootstrap} ({mode}; {rec}); "
+              f"metrics on :{settings.metrics_port}/metrics")
+    rc = _run_with_progress(cmd, env, settings.metrics_port)
     if rc != 0:
         raise UserError(f"the dataflow exited with code {rc} — see its log above", exit_code=rc)
+
+
+def _run_with_progress(cmd: list[str], env: dict[str, str], port: int) -> int:
+    """Run the dataflow process; show its counters (from /metrics) until it exits."""
+    import time
+
+    from phenoflow.progress import describe, scrape
+
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        with err.status(describe(None)) as status:
+            while proc.poll() is None:
+                time.sleep(1.0)
+                counters = scrape(port)
+                if counters is not None:
+                    status.update(describe(counters))
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return 0
 
 
 @app.command()

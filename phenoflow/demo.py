@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -130,14 +129,7 @@ def run_demo(
 
 
 def _tick(status: Callable[[str], None], done: threading.Event) -> None:
-    from phenoflow import metrics
+    from phenoflow.progress import describe, in_process
 
     while not done.wait(0.5):
-        n_in = sum(s.value for m in metrics.MESSAGES_IN.collect() for s in m.samples if s.name.endswith("_total"))
-        outs = defaultdict(float)
-        for m in metrics.MESSAGES_OUT.collect():
-            for s in m.samples:
-                if s.name.endswith("_total"):
-                    outs[s.labels["topic"]] += s.value
-        shown = ", ".join(f"{k} {int(v):,}" for k, v in sorted(outs.items()))
-        status(f"dataflow: {int(n_in):,} messages in; out: {shown}")
+        status(f"dataflow: {describe(in_process())}")

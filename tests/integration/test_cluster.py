@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from phenoflow.config import Settings, load_settings, settings_env
 from phenoflow.connectors.broker import EmbeddedBroker, free_port
-from phenoflow.connectors.kafka_io import ensure_topics
+from phenoflow.connectors.kafka_io import ensure_topics, producer
 from phenoflow.connectors.replay import replay
 from phenoflow.connectors.subscribe import subscribe
 from phenoflow.contract import ALL_TOPICS
@@ -124,30 +122,34 @@ def test_broker_pause_mid_run_completes_with_full_output(cohort: Path, tmp_path:
         assert _outputs(paused, dedupe=True) == expected
 
 
-def _scrape(port: int) -> dict[tuple[str, str], float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {(m.group(1), m.group(2)): float(m.group(3)) for m in
-            re.finditer(r'^(phenoflow_\w+_total)\{topic="([^"]+)"[^}]*\} (\S+)$', text, re.M)}
-
-
 def test_metrics_endpoint_counts_what_was_replayed(cohort: Path, broker: EmbeddedBroker) -> None:
     from bytewax.testing import run_main
 
     from phenoflow import metrics
     from phenoflow.flows.pipeline import build_flow
+    from phenoflow.progress import scrape
 
     settings = _fresh(broker.bootstrap, cohort, "metrics")
+    prod = producer(settings)
+    for bad in (b"{not json", b'{"participant": "p001", "ts": 1704100000.0, "state": "dim"}'):
+        prod.produce(settings.topic("raw.screen"), bad)
+    assert prod.flush(10) == 0
     port = free_port()
     metrics.serve(port)  # the endpoint `phenoflow run --metrics-port` starts, scraped over HTTP
-    before = _scrape(port)
+    before = scrape(port)
     run_main(build_flow(settings, ("hourly",), until_end=True))
-    after = _scrape(port)
-    delta = {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0)}
+    after = scrape(port)
+    assert before is not None and after is not None
+    delta = {(name, t): v - before.get(name, {}).get(t, 0.0)
+             for name, per_topic in after.items() for t, v in per_topic.items()
+             if v - before.get(name, {}).get(t, 0.0)}
     counts = {t: n for (name, t), n in delta.items() if name == "phenoflow_messages_in_total"}
     sent = {t: float(n) for t, n in replay_counts(cohort).items() if t != "raw.survey"}
+    sent["raw.screen"] += 2
     assert counts == sent
-    assert delta[("phenoflow_messages_out_total", "features.hourly")] == len(_outputs(settings)["features.hourly"])
-    assert ("phenoflow_dead_letters_total", "raw.screen") not in delta  # a clean cohort has none
+    out = _outputs(settings)
+    assert delta[("phenoflow_messages_out_total", "features.hourly")] == len(out["features.hourly"])
+    assert delta[("phenoflow_dead_letters_total", "raw.screen")] == 2 == len(out["deadletter"])
 
 
 def replay_counts(cohort: Path) -> dict[str, int]:
