@@ -28,8 +28,9 @@ participant-hour to an output topic:
    at steady state (first 90 % of the input, see :func:`run_quix`) and to the
    last expected message, then stopped with ``app.stop()``.
 
-Reference row: Bytewax's ``KafkaSource`` → one map → a null sink, the floor of
-any flow on that source. Rates are accelerometer samples/s and discrete
+Reference rows: the flow's source (``connectors/kafka_source.py``) → one map →
+a null sink, the floor of any flow on that source, and the same with Bytewax's
+own ``KafkaSource``. Rates are accelerometer samples/s and discrete
 (non-accelerometer) events/s over the same time (all topics are processed
 together); wall and CPU time (this process, all threads) are both printed, the
 machine being shared. When phenoflow is below 0.5× the plain loop, the breakdown
@@ -104,24 +105,43 @@ def read_topic(settings: Settings, short: str, timeout: float = 2.0) -> list[tup
 # --- (1) phenoflow ----------------------------------------------------------------------
 
 
-def run_phenoflow(settings: Settings) -> Result:
-    """The hourly flow in-process until end of input; wall and CPU time of ``run_main``."""
+def run_phenoflow(settings: Settings, gc_tuned: bool = True) -> Result:
+    """The hourly flow in-process until end of input; wall and CPU time of ``run_main``.
+
+    With the flow process's GC setting (``tune_gc``, as ``get_flow`` applies; ``gc_tuned=False``:
+    Python's default), restored afterwards.
+    """
+    import gc
+
     from bytewax.testing import run_main
 
+    from phenoflow.flows.pipeline import tune_gc
+
     flow = build_flow(settings, ("hourly",), until_end=True, flow_id=f"bench_{uuid.uuid4().hex[:6]}")
-    t0, c0 = time.perf_counter(), time.process_time()
-    run_main(flow)
+    old = gc.get_threshold()
+    if gc_tuned:
+        tune_gc()
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        run_main(flow)
+    finally:
+        gc.set_threshold(*old)
     return Result("phenoflow (Bytewax hourly flow)", time.perf_counter() - t0, 0, cpu=time.process_time() - c0)
 
 
-def run_bytewax_floor(settings: Settings) -> Result:
-    """Reference: the same Bytewax KafkaSource (same batch size) → one map → a null sink."""
+def run_bytewax_floor(settings: Settings, bytewax_source: bool = False) -> Result:
+    """Reference: the flow's source (same batch size) → one map → a null sink.
+
+    ``bytewax_source`` uses Bytewax's own ``KafkaSource`` instead (one consumer
+    per topic-partition), the source the flow used before connectors/kafka_source.py.
+    """
     import bytewax.operators as op
     from bytewax.connectors.kafka import KafkaSource
     from bytewax.dataflow import Dataflow
     from bytewax.outputs import DynamicSink, StatelessSinkPartition
     from bytewax.testing import run_main
 
+    from phenoflow.connectors.kafka_source import PartitionGroupSource
     from phenoflow.flows.stages import SOURCE_BATCH
 
     class _Null(StatelessSinkPartition[Any]):
@@ -133,13 +153,20 @@ def run_bytewax_floor(settings: Settings) -> Result:
             return _Null()
 
     flow = Dataflow(f"floor_{uuid.uuid4().hex[:6]}")
-    src = KafkaSource([settings.bootstrap], [settings.topic(t) for t in HOURLY_INPUTS], tail=False,
-                      batch_size=SOURCE_BATCH, raise_on_errors=False)
-    op.output("out", op.map("size", op.input("in", flow, src), lambda m: len(m.value or b"")), _NullSink())
+    topics = [settings.topic(t) for t in HOURLY_INPUTS]
+    if bytewax_source:
+        src: Any = KafkaSource([settings.bootstrap], topics, tail=False, batch_size=SOURCE_BATCH,
+                               raise_on_errors=False)
+        size, name, note = (lambda m: len(m.value or b"")), "ref: Bytewax KafkaSource → map → null", \
+            "Bytewax's own source (one consumer per topic-partition)"
+    else:
+        src = PartitionGroupSource(settings.bootstrap, topics, tail=False, batch_size=SOURCE_BATCH)
+        size, name, note = (lambda m: len(m[2] or b"")), "ref: flow's source → map → null", \
+            "floor of any flow on this source"
+    op.output("out", op.map("size", op.input("in", flow, src), size), _NullSink())
     t0, c0 = time.perf_counter(), time.process_time()
     run_main(flow)
-    return Result("ref: Bytewax KafkaSource → map → null", time.perf_counter() - t0, 0,
-                  cpu=time.process_time() - c0, note="floor of any flow on this source")
+    return Result(name, time.perf_counter() - t0, 0, cpu=time.process_time() - c0, note=note)
 
 
 # --- (2) plain confluent-kafka + numpy loop ---------------------------------------------
@@ -446,7 +473,7 @@ def main() -> None:
         dumps["plain"] = read_topic(settings, PLAIN_OUT)
         r.outputs = len(dumps["plain"])
         results.append(r)
-        floor = run_bytewax_floor(settings)
+        floors = [run_bytewax_floor(settings), run_bytewax_floor(settings, bytewax_source=True)]
         quix: Result | None = None
         if not args.skip_quix:
             try:
@@ -463,9 +490,9 @@ def main() -> None:
         for r in results:
             print(f"{r.name:<40}{r.seconds:>8.2f}{r.cpu:>7.2f}{_rate(samples, r.seconds)}"
                   f"{_rate(events, r.seconds)[1:]}{_rate(summary.total, r.seconds)[2:]}{r.outputs:>9,}  {r.note}")
-        r = floor
-        print(f"{r.name:<40}{r.seconds:>8.2f}{r.cpu:>7.2f}{_rate(samples, r.seconds)}"
-              f"{_rate(events, r.seconds)[1:]}{_rate(summary.total, r.seconds)[2:]}{'-':>9}  {r.note}")
+        for r in floors:
+            print(f"{r.name:<40}{r.seconds:>8.2f}{r.cpu:>7.2f}{_rate(samples, r.seconds)}"
+                  f"{_rate(events, r.seconds)[1:]}{_rate(summary.total, r.seconds)[2:]}{'-':>9}  {r.note}")
         pf, plain = results[0], results[1]
         print(f"\nphenoflow / plain loop   = {plain.seconds / pf.seconds:.2f}× by wall time, "
               f"{plain.cpu / pf.cpu:.2f}× by CPU time  (goal ≥ 0.5×)")

@@ -7,7 +7,7 @@
   messages, in CPU seconds and without profiler overhead (Kafka read, Bytewax's
   message objects, the decode mapper, ``HourlyAggregator``, the sink encoder),
   the aggregator's methods timed one by one, and the whole flow re-run with the
-  aggregator stubbed out (wiring cost) and with a raised GC threshold.
+  aggregator stubbed out (wiring cost) and with Python's default GC thresholds.
 * :func:`profile_flow`: the flow under cProfile, top functions by cumulative
   and by own time (cProfile inflates per-call-heavy Python code; read it with
   the breakdown's numbers).
@@ -83,7 +83,7 @@ def profile_flow(settings: Settings, top: int) -> None:
         print(buf.getvalue())
 
 
-def breakdown(settings: Settings, flow_cpu: float, run_flow: Callable[[Settings], Any]) -> None:
+def breakdown(settings: Settings, flow_cpu: float, run_flow: Callable[..., Any]) -> None:
     """Where the flow's CPU time goes, without profiler overhead: each piece of the flow's
     work re-run alone over the same messages (read by assignment, as the flow's source
     does), timed in CPU seconds (robust on a shared machine); the rest of the flow's CPU
@@ -105,7 +105,7 @@ class _StubAggregator:
     def __init__(self, *_a: Any, **_k: Any) -> None:
         pass
 
-    def update(self, _event: Any, now: float | None = None) -> Any:
+    def update_batch(self, _events: Any, now: float | None = None) -> Any:
         from phenoflow.operators.hourly import HourlyStep
 
         return HourlyStep()
@@ -114,8 +114,8 @@ class _StubAggregator:
         return []
 
 
-def _whole_flow_variants(settings: Settings, flow_cpu: float, run_flow: Callable[[Settings], Any]) -> None:
-    """The whole flow again (a) with the aggregator stubbed out, (b) with a raised GC threshold."""
+def _whole_flow_variants(settings: Settings, flow_cpu: float, run_flow: Callable[..., Any]) -> None:
+    """The whole flow again (a) with the aggregator stubbed out, (b) with Python's default GC."""
     from phenoflow.flows import stages
 
     real = stages.HourlyAggregator
@@ -124,25 +124,18 @@ def _whole_flow_variants(settings: Settings, flow_cpu: float, run_flow: Callable
         stub = run_flow(settings)
     finally:
         stages.HourlyAggregator = real  # type: ignore[misc]
-    old = gc.get_threshold()
     gc.collect()
-    gc.set_threshold(100_000, 50, 1000)
-    try:
-        relaxed = run_flow(settings)
-    finally:
-        gc.set_threshold(*old)
+    default_gc = run_flow(settings, gc_tuned=False)
     print("whole flow again, same input (wall s / CPU s):")
     print(f"  phenoflow wiring with the aggregator stubbed out       {stub.seconds:>6.2f} / {stub.cpu:.2f} "
           f"({100 * stub.cpu / flow_cpu:.0f} % of the flow's CPU)")
-    print(f"  full flow with gc.set_threshold(100000, 50, 1000)      {relaxed.seconds:>6.2f} / {relaxed.cpu:.2f} "
-          f"({100 * relaxed.cpu / flow_cpu:.0f} % of the flow's CPU)")
+    print(f"  full flow with Python's default GC thresholds           {default_gc.seconds:>6.2f} / "
+          f"{default_gc.cpu:.2f} ({100 * default_gc.cpu / flow_cpu:.0f} % of the flow's CPU)")
 
 
 def _breakdown(settings: Settings, flow_cpu: float) -> None:
-    from bytewax.connectors.kafka import KafkaSourceMessage
-
     from phenoflow.contract import DeadLetter, _check, decode
-    from phenoflow.flows.stages import hourly_config
+    from phenoflow.flows.stages import SOURCE_BATCH, hourly_config
     from phenoflow.flows.wiring import decoder, to_sink
     from phenoflow.operators.hourly import HourlyAggregator
 
@@ -160,35 +153,41 @@ def _breakdown(settings: Settings, flow_cpu: float) -> None:
     t_read = time.process_time() - t0
     c.close()
     t0 = time.process_time()
-    raw = [KafkaSourceMessage(key=m.key(), value=m.value(), topic=m.topic(), headers=m.headers() or [],
-                              latency=m.latency(), offset=m.offset(), partition=m.partition(),
-                              timestamp=m.timestamp()) for m in msgs]
+    raw = [(m.topic(), m.key(), m.value(), m.partition(), m.offset()) for m in msgs]
     t_wrap = time.process_time() - t0
     t0 = time.process_time()
     for m in raw:
-        decode(settings.short(m.topic), m.key, m.value)
+        decode(settings.short(m[0]), m[1], m[2])
     t_contract = time.process_time() - t0
-    checked = [decode(settings.short(m.topic), m.key, m.value) for m in raw]
+    checked = [decode(settings.short(m[0]), m[1], m[2]) for m in raw]
     t0 = time.process_time()
     for e in checked:
         _check(e)
     t_check = time.process_time() - t0
     dec = decoder(settings)
     t0 = time.process_time()
-    events = [dec(m) for m in raw]
+    batches = [dec(raw[i:i + SOURCE_BATCH]) for i in range(0, len(raw), SOURCE_BATCH)]
     t_decode = time.process_time() - t0
-    events = [e for e in events if e is not None and not isinstance(e, DeadLetter)]
+    # Per source batch, each participant's events in one update_batch call, as stateful_batch does.
+    per_batch: list[dict[str, list[Any]]] = []
+    for batch in batches:
+        groups: dict[str, list[Any]] = {}
+        for key, e in batch:
+            if not isinstance(e, DeadLetter):
+                groups.setdefault(key, []).append(e)
+        per_batch.append(groups)
     config = hourly_config(settings)
 
     def aggregate() -> tuple[float, list[Any]]:
         aggs: dict[str, HourlyAggregator] = {}
         out: list[Any] = []
         t0 = time.process_time()
-        for e in events:
-            agg = aggs.get(e.participant)
-            if agg is None:
-                agg = aggs[e.participant] = HourlyAggregator(config=config)
-            out += agg.update(e, now=time.time()).records
+        for groups in per_batch:
+            for key, evs in groups.items():
+                agg = aggs.get(key)
+                if agg is None:
+                    agg = aggs[key] = HourlyAggregator(config=config)
+                out += agg.update_batch(evs, now=time.time()).records
         for agg in aggs.values():
             out += agg.flush()
         return time.process_time() - t0, out
@@ -203,14 +202,14 @@ def _breakdown(settings: Settings, flow_cpu: float) -> None:
     t_enc = time.process_time() - t0
     n = len(raw)
     rows = [("Kafka read (confluent, assign, consume(10000))", t_read),
-            ("KafkaSourceMessage objects (Bytewax source)", t_wrap),
-            ("decode: flow mapper (contract + metrics + topic name)", t_decode),
+            ("source tuples (connectors/kafka_source.py)", t_wrap),
+            ("decode: flow batch mapper (contract + metrics + key)", t_decode),
             ("  of which contract.decode", t_contract),
             ("    of which contract._check (lengths, finiteness loop)", t_check),
             ("HourlyAggregator.update + flush (all participants)", t_agg),
             ("features.hourly encode (to_sink mapper)", t_enc)]
     print(f"\n--- phenoflow's work re-run piece by piece on the same {n:,} messages (CPU s, no profiler) ---")
-    rows.append(("rest: Bytewax runtime, steps, per-partition sources, sink",
+    rows.append(("rest: Bytewax runtime, steps, source partitions, sink",
                  flow_cpu - t_read - t_wrap - t_decode - t_agg - t_enc))
     for name, secs in rows:
         print(f"{name:<58}{secs:>6.2f} s {1e6 * secs / n:>6.1f} µs/msg {100 * secs / flow_cpu:>4.0f} % of flow CPU")
@@ -249,6 +248,8 @@ def _timed_aggregator() -> Iterator[dict[str, list[float]]]:
         return timed
 
     for cls, name, label in targets:
+        if name not in cls.__dict__:
+            continue
         saved.append((cls, name, cls.__dict__[name]))
         setattr(cls, name, wrap(cls.__dict__[name], parts[label]))
     wm = hourly.HourlyAggregator.__dict__["watermark"]

@@ -16,12 +16,12 @@ from __future__ import annotations
 import gc
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import KafkaSource
 from bytewax.dataflow import Dataflow, Stream
 
 from phenoflow import metrics
 from phenoflow.config import Settings, load_settings
 from phenoflow.connectors.kafka_sink import DeliveringKafkaSink
+from phenoflow.connectors.kafka_source import PartitionGroupSource
 from phenoflow.contract import (
     DeadLetter,
     HourlyFeatures,
@@ -76,39 +76,42 @@ def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool =
         scorer = load_scorer(settings)  # fail fast on a missing or bad model, before any I/O
         score_input = "features.hourly" if scorer.input_kind == "hourly" else "rhythm.daily"
     topics = input_topics(stages, score_input)
-    source = KafkaSource(
-        [settings.bootstrap],
+    source = PartitionGroupSource(
+        settings.bootstrap,
         [settings.topic(t) for t in topics],
         tail=not until_end,
-        add_config={k: v for k, v in settings.kafka_config().items() if k != "bootstrap.servers"},
         batch_size=st.SOURCE_BATCH,
-        raise_on_errors=False,
+        config={k: v for k, v in settings.kafka_config().items() if k != "bootstrap.servers"},
     )
-    decoded = op.filter_map("decode", op.input("in", flow, source), decoder(settings))
-    split = op.branch("dead_or_event", decoded, lambda e: isinstance(e, DeadLetter))
+    # Decoded items are (participant, event) pairs, so the stateful steps need no key step.
+    decoded = op.flat_map_batch("decode", op.input("in", flow, source), decoder(settings))
+    split = op.branch("dead_or_event", decoded, lambda kv: isinstance(kv[1], DeadLetter))
     dead, events = split.trues, split.falses
-    outputs: list[Stream] = [op.map("dl_sink", dead, to_sink(settings, "deadletter"))]
+    to_dead = to_sink(settings, "deadletter")
+    outputs: list[Stream] = [op.map("dl_sink", dead, lambda kv: to_dead(kv[1]))]
+
+    def only(step_id: str, cls: type) -> Stream:
+        """The un-keyed input events of one type."""
+        return op.filter_map(step_id, events, lambda kv: kv[1] if isinstance(kv[1], cls) else None)
 
     hourly: Stream | None = None
     rhythm: Stream | None = None
     if "hourly" in stages:
-        raw = op.filter("raw", events, lambda e: not isinstance(e, Survey)) if "score" in stages else events
+        raw = op.filter("raw", events, lambda kv: not isinstance(kv[1], Survey)) if "score" in stages else events
         hourly, late = st.hourly_stage(raw, settings)
         outputs.append(op.map("hourly_sink", hourly, to_sink(settings, "features.hourly")))
         outputs.append(op.map("late_sink", late, to_sink(settings, "deadletter")))
     if "rhythm" in stages:
         if hourly is None:
-            hourly = op.filter("hourly_in", events, lambda e: isinstance(e, HourlyFeatures))
+            hourly = only("hourly_in", HourlyFeatures)
         rhythm = st.rhythm_stage(hourly, settings)
         outputs.append(op.map("rhythm_sink", rhythm, to_sink(settings, "rhythm.daily")))
     if "score" in stages:
         if score_input == "features.hourly":
-            days = hourly if hourly is not None else op.filter(
-                "hourly_for_score", events, lambda e: isinstance(e, HourlyFeatures))
+            days = hourly if hourly is not None else only("hourly_for_score", HourlyFeatures)
         else:
-            days = rhythm if rhythm is not None else op.filter(
-                "rhythm_in", events, lambda e: isinstance(e, RhythmDaily))
-        surveys = op.filter("surveys", events, lambda e: isinstance(e, Survey))
+            days = rhythm if rhythm is not None else only("rhythm_in", RhythmDaily)
+        surveys = only("surveys", Survey)
         for short, stream in st.score_stage(days, surveys, settings, scorer).items():
             outputs.append(op.map(f"{short.replace('.', '_')}_sink", stream, to_sink(settings, short)))
 
@@ -117,11 +120,19 @@ def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool =
     return flow
 
 
+def tune_gc() -> None:
+    """Process-wide GC setting of a flow process (get_flow applies it; benchmarks too).
+
+    Streaming allocates many short-lived objects while the per-participant state
+    is large and long-lived; fewer gen-0 collections cost ≈ 15–20 % less CPU here.
+    """
+    gc.set_threshold(100_000, 50, 1000)
+
+
 def get_flow(stages: str = ",".join(STAGES), until_end: bool = False) -> Dataflow:
     """Factory for ``python -m bytewax.run``; settings from the environment."""
     settings = load_settings()
-    # Streaming allocates many short-lived objects; fewer gen-0 collections cost ~15 % less CPU here.
-    gc.set_threshold(100_000, 50, 1000)
+    tune_gc()
     flow = build_flow(settings, parse_stages(stages), until_end=until_end)
     metrics.serve(settings.metrics_port)
     return flow

@@ -1,7 +1,8 @@
 """Bytewax recovery set-up for ``phenoflow run --recovery DIR``.
 
-Bytewax's KafkaSource keeps its offsets only in recovery snapshots, so a flow
-without recovery starts again from the beginning of its topics on restart.
+The flow's Kafka source (connectors/kafka_source.py) keeps its offsets only in
+recovery snapshots, so a flow without recovery starts again from the beginning
+of its topics on restart.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any, Callable, Generic, Iterable, Optional, Tuple, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream
-from bytewax.operators import StatefulBatchLogic
+from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from phenoflow.config import Settings
 from phenoflow.contract import DeadLetter, Event, HourlyFeatures, RhythmDaily
@@ -22,10 +22,8 @@ from phenoflow.flows.wiring import late_letter
 from phenoflow.operators.hourly import STREAMS, HourlyAggregator, HourlyConfig
 from phenoflow.operators.rhythm_daily import RhythmState
 
-#: Messages per partition per source poll. Smaller than Bytewax's 1,000 so the
-#: topics of one participant (read partition by partition) stay within a few
-#: hours of event time of each other during fast replays; see docs/hourly.md.
-SOURCE_BATCH = 250
+#: Most messages one source partition (partition i of every input topic) returns per poll.
+SOURCE_BATCH = 1000
 
 S = TypeVar("S")
 
@@ -76,8 +74,9 @@ def hourly_config(settings: Settings) -> HourlyConfig:
     )
 
 
-def hourly_stage(raw: Stream[Event], settings: Settings) -> tuple[Stream[HourlyFeatures], Stream[DeadLetter]]:
-    """raw events → (features.hourly records, late events as dead letters)."""
+def hourly_stage(raw: KeyedStream[Event], settings: Settings
+                 ) -> tuple[Stream[HourlyFeatures], Stream[DeadLetter]]:
+    """(participant, raw event) pairs → (features.hourly records, late events as dead letters)."""
     config = hourly_config(settings)
 
     def emit(step: Any) -> list[Any]:
@@ -93,8 +92,7 @@ def hourly_stage(raw: Stream[Event], settings: Settings) -> tuple[Stream[HourlyF
         return OperatorLogic(resume if resume is not None else HourlyAggregator(config=config), emit,
                              wall_clock=True)
 
-    keyed = op.key_on("hourly_key", raw, _participant)
-    out = op.key_rm("hourly_unkey", op.stateful_batch("hourly", keyed, build))
+    out = op.key_rm("hourly_unkey", op.stateful_batch("hourly", raw, build))
     split = op.branch("hourly_split", out, lambda x: isinstance(x, HourlyFeatures))
     return split.trues, split.falses
 

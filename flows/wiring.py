@@ -8,22 +8,30 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Optional, Union
+from typing import Any, Callable, Union
 
-from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMessage
+from bytewax.connectors.kafka import KafkaSinkMessage
 
 from phenoflow import metrics
 from phenoflow.config import Settings
+from phenoflow.connectors.kafka_source import RawMessage, SourceError
 from phenoflow.contract import DeadLetter, Event, dead_letter, decode, encode, event_time
 
-Decoded = Union[Event, DeadLetter]
+#: A decoded item keyed for the stateful steps: (participant, event), or ("", dead letter).
+Keyed = tuple[str, Union[Event, DeadLetter]]
 log = logging.getLogger("phenoflow.flow")
 
 
-def decoder(settings: Settings):
-    """A mapper KafkaSourceMessage → event or DeadLetter; KafkaError → None (logged). Never raises."""
+def decoder(settings: Settings) -> Callable[[list[Union[RawMessage, SourceError]]], list[Keyed]]:
+    """A batch mapper: source items → ``(participant, event)`` or ``("", DeadLetter)``. Never raises.
+
+    Works per Bytewax batch (``op.flat_map_batch``): one Python call and one
+    metric update per topic per batch, not per message. Source errors carry
+    no message: they are counted and logged (librdkafka reconnects by itself).
+    """
     # Per full topic name: short name and its metric children, looked up once, not per message.
     per_topic: dict[str, tuple[str, Any, Any]] = {}
+    max_bytes = settings.max_message_bytes
 
     def lookup(full: str) -> tuple[str, Any, Any]:
         hit = per_topic.get(full)
@@ -33,20 +41,25 @@ def decoder(settings: Settings):
                                      metrics.DEAD_LETTERS.labels(topic=short, reason="contract"))
         return hit
 
-    def _decode(msg: Union[KafkaSourceMessage, KafkaError]) -> Optional[Decoded]:
-        if isinstance(msg, KafkaError):
-            # Consumer errors (broker down, partition EOF, ...) carry no message: log them
-            # and keep going; librdkafka reconnects by itself with backoff.
-            short = settings.short(msg.msg.topic or "")
-            metrics.KAFKA_ERRORS.labels(topic=short, code=msg.err.name()).inc()
-            log.warning("Kafka consumer error on %s: %s — retrying", short or "?", msg.err.str())
-            return None
-        short, seen, dead = lookup(msg.topic or "")
-        seen.inc()
-        out = decode(short, msg.key, msg.value, partition=msg.partition, offset=msg.offset,
-                     max_bytes=settings.max_message_bytes)
-        if isinstance(out, DeadLetter):
-            dead.inc()
+    def _decode(batch: list[Union[RawMessage, SourceError]]) -> list[Keyed]:
+        out: list[Keyed] = []
+        seen: dict[str, int] = {}
+        for item in batch:
+            if isinstance(item, SourceError):
+                short = settings.short(item.topic)
+                metrics.KAFKA_ERRORS.labels(topic=short, code=item.code).inc()
+                log.warning("Kafka consumer error on %s: %s — retrying", short or "?", item.text)
+                continue
+            full, key, value, partition, offset = item
+            seen[full] = seen.get(full, 0) + 1
+            ev = decode(lookup(full)[0], key, value, partition=partition, offset=offset, max_bytes=max_bytes)
+            if isinstance(ev, DeadLetter):
+                lookup(full)[2].inc()
+                out.append(("", ev))
+            else:
+                out.append((ev.participant, ev))
+        for full, n in seen.items():
+            lookup(full)[1].inc(n)
         return out
 
     return _decode

@@ -34,13 +34,19 @@ TS_MAX = 4_102_444_800.0
 #: Most samples one accelerometer chunk may carry.
 MAX_CHUNK = 10_000
 
+#: Largest accepted accelerometer axis value, m/s² (≈ 51 g). Phone sensors saturate at
+#: 16–32 g; a larger value is a unit or encoding error, and the bound keeps the hourly
+#: stage's fixed-point sums (operators/hourly.py) far from overflow.
+ACCEL_MAX = 500.0
+
 ParticipantId = Annotated[
     str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
 ]
 Timestamp = Annotated[float, Meta(ge=TS_MIN, le=TS_MAX)]
 #: Local offset from UTC in minutes (UTC−14:00 .. UTC+14:00).
 UtcOffset = Annotated[int, Meta(ge=-840, le=840)]
-Samples = Annotated[list[float], Meta(min_length=1, max_length=MAX_CHUNK)]
+Samples = Annotated[list[Annotated[float, Meta(ge=-ACCEL_MAX, le=ACCEL_MAX)]],
+                    Meta(min_length=1, max_length=MAX_CHUNK)]
 Timestamps = Annotated[list[Timestamp], Meta(min_length=1, max_length=MAX_CHUNK)]
 Day = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 Peer = Annotated[str, Meta(max_length=128)]

@@ -10,6 +10,7 @@ DEAD_LETTERS = Counter("phenoflow_dead_letters", "Messages sent to the dead-lett
 KAFKA_ERRORS = Counter("phenoflow_kafka_errors", "Consumer errors (no message lost: reconnects)", ["topic", "code"])
 LATE_EVENTS = Counter("phenoflow_late_events", "Events that arrived after their window closed", ["topic"])
 EVENT_TIME_LAG = Gauge("phenoflow_event_time_lag_seconds", "Wall clock minus the end of the period of the latest output, per output topic", ["stage"])
+CONSUMER_LAG = Gauge("phenoflow_consumer_lag", "Messages on the broker not yet read, per input topic (full name) and partition", ["topic", "partition"])
 SCORING_LATENCY = Histogram("phenoflow_scoring_latency_seconds", "Model inference time per batch")
 CALIBRATING = Gauge("phenoflow_participants_calibrating", "Participants still in calibration")
 

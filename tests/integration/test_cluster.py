@@ -150,6 +150,12 @@ def test_metrics_endpoint_counts_what_was_replayed(cohort: Path, broker: Embedde
     out = _outputs(settings)
     assert delta[("phenoflow_messages_out_total", "features.hourly")] == len(out["features.hourly"])
     assert delta[("phenoflow_dead_letters_total", "raw.screen")] == 2 == len(out["deadletter"])
+    # Read to the end: every input partition reports no lag.
+    from prometheus_client import REGISTRY
+
+    lags = {(t, p): REGISTRY.get_sample_value("phenoflow_consumer_lag", {"topic": settings.topic(t), "partition": str(p)})
+            for t in sent for p in range(settings.partitions)}
+    assert lags == {k: 0.0 for k in lags}
 
 
 def replay_counts(cohort: Path) -> dict[str, int]:

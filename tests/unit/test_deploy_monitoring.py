@@ -71,11 +71,9 @@ def _phenoflow_metrics() -> list[Any]:
 
 def _exposed_names() -> set[str]:
     """Sample names phenoflow's /metrics exposes, from the metric objects' types."""
-    from bytewax.connectors.kafka import BYTEWAX_CONSUMER_LAG_GAUGE
-
     suffixes = {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"]}
     names = set()
-    for metric in _phenoflow_metrics() + [BYTEWAX_CONSUMER_LAG_GAUGE]:
+    for metric in _phenoflow_metrics():
         for family in metric.describe():
             names |= {family.name + s for s in suffixes[family.type]}
     return names
@@ -183,7 +181,7 @@ _NAME = re.compile(r"\b((?:phenoflow|bytewax)_[a-z0-9_]+|up)\b")
 def test_dashboard_and_alerts_use_metrics_that_exist(bytewax_names: set[str]) -> None:
     exposed = _exposed_names()
     assert {"phenoflow_messages_in_total", "phenoflow_scoring_latency_seconds_bucket",
-            "phenoflow_participants_calibrating", "bytewax_kafka_consumer_lag"} <= exposed
+            "phenoflow_participants_calibrating", "phenoflow_consumer_lag"} <= exposed
     known = exposed | bytewax_names | {"up"}
     rules = yaml.safe_load((DEPLOY / "prometheus/rules.yml").read_text())
     alert_exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
