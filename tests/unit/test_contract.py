@@ -42,6 +42,7 @@ INVALID: list[tuple[str, dict, str]] = [
     ("raw.accelerometer", {"y": [9.8]}, "equal lengths"),
     ("raw.accelerometer", {"ts": [], "x": [], "y": [], "z": []}, "length >= 1"),
     ("raw.accelerometer", {"x": ["a", 0.2]}, "$.x[0]"),
+    ("raw.accelerometer", {"z": [0.0, -500.5]}, "Expected `float` >= -500.0 - at `$.z[1]`"),  # > 51 g: unit error
     ("raw.screen", {"state": "dim"}, "$.state"),
     ("raw.screen", {"ts": 12.0}, "$.ts"),
     ("raw.screen", {"participant": ""}, "$.participant"),
