@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+import json
 import math
+import pickle
+from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.cluster import DBSCAN
+from sklearn.neighbors import BallTree
 
 from phenoflow.contract import Location
-from phenoflow.operators.geo import EARTH_RADIUS_M, haversine1_m, haversine_m, spherical_centroid
+from phenoflow.operators.geo import (
+    EARTH_RADIUS_M,
+    haversine1_m,
+    haversine_m,
+    metres_to_radians,
+    spherical_centroid,
+    to_radians,
+)
 from phenoflow.operators.hourly import HourlyAggregator
-from phenoflow.operators.places import OTHER, PRIMARY, SECONDARY, PlaceModel, PlaceTracker
+from phenoflow.operators.places import (
+    GRID_FRACTION,
+    OTHER,
+    PRIMARY,
+    SECONDARY,
+    PlaceModel,
+    PlaceTracker,
+    _cell_keys,
+    _cell_radians,
+    grid_step_deg,
+)
+from phenoflow.simulate import simulate_cohort
 
 HOME, WORK = (52.0, 13.0), (52.05, 13.1)  # ≈ 8.7 km apart
 
@@ -119,6 +143,108 @@ def test_refit_policy_every_k_days() -> None:
     model = PlaceModel(refit_days=3)
     refits = [model.day_closed() for _ in range(7)]
     assert refits == [True, False, False, True, False, False, True]
+
+
+def test_snapping_moves_a_fix_by_at_most_the_documented_bound() -> None:
+    # Module docstring: a fix moves by ≤ half a cell diagonal = GRID_FRACTION·ε/√2 (≈ 2.4 % of ε).
+    assert GRID_FRACTION == pytest.approx(1 / 30)
+    rng = np.random.default_rng(6)
+    lat, lon = rng.uniform(-89.9, 89.9, 20_000), rng.uniform(-180, 180, 20_000)
+    for eps_m in (1000.0, 250.0):
+        step = grid_step_deg(eps_m)
+        assert step * EARTH_RADIUS_M * math.pi / 180 == pytest.approx(eps_m / 30)
+        cells = np.degrees(_cell_radians(_cell_keys(lat, lon, step), step))
+        moved = haversine_m(lat, lon, cells[:, 0], cells[:, 1])
+        bound = GRID_FRACTION * eps_m / math.sqrt(2)
+        assert moved.max() <= bound * (1 + 1e-9) and moved.max() > 0.9 * bound
+
+
+def test_pickle_leaves_out_the_label_tree_and_restores_identical_labels() -> None:
+    rng = np.random.default_rng(7)
+    model = fitted_model(rng, n_home=200, n_work=120)
+    (lat_h, lon_h), (lat_w, lon_w) = blob(rng, HOME, 30, 3e-3), blob(rng, WORK, 30, 3e-3)
+    probe = np.concatenate([lat_h, lat_w, [52.4]]), np.concatenate([lon_h, lon_w, [13.4]])
+    before = model.label(*probe)
+    data = pickle.dumps(model)
+    assert b"BallTree" not in data
+    # History (3 float64 arrays + int8 roles) plus a small fixed overhead: no tree in the snapshot.
+    assert len(data) <= 25 * len(model) + 1500
+    clone = pickle.loads(data)
+    assert np.array_equal(clone.label(*probe), before)
+    assert {PRIMARY, SECONDARY, OTHER} <= set(before.tolist())
+
+
+def test_labels_follow_expired_core_fixes_between_refits() -> None:
+    """With refit_days > 1 the cached tree must not outlive the core fixes it was built from."""
+    model = PlaceModel(history_days=1.0, refit_days=3)
+    rng = np.random.default_rng(8)
+    lat, lon = blob(rng, HOME, 100)
+    model.add(300.0 * np.arange(100), lat, lon, now=30_000.0)
+    assert model.day_closed()
+    assert (model.label(*blob(rng, HOME, 5)) == PRIMARY).all()
+    lat, lon = blob(rng, WORK, 100)
+    t = 2 * 86400.0 + 300.0 * np.arange(100)
+    model.add(t, lat, lon, now=float(t[-1]))  # every home fix leaves the 1-day window
+    assert not model.day_closed()
+    assert (model.label(*blob(rng, HOME, 5)) == OTHER).all()
+    assert np.array_equal(pickle.loads(pickle.dumps(model)).label(*blob(rng, HOME, 5)), np.zeros(5, np.int8))
+
+
+def exact_labels(lat: np.ndarray, lon: np.ndarray, qlat: np.ndarray, qlon: np.ndarray, eps_m: float,
+                 min_samples: int) -> np.ndarray:
+    """Independent reference: unsnapped scikit-learn DBSCAN, two largest clusters, nearest-core-within-ε rule."""
+    x, eps = to_radians(lat, lon), metres_to_radians(eps_m)
+    db = DBSCAN(eps=eps, min_samples=min_samples, metric="haversine").fit(x)
+    out = np.zeros(qlat.size, np.int8)
+    if db.labels_.max() < 0:
+        return out
+    sizes = np.bincount(db.labels_[db.labels_ >= 0])
+    ranked = sorted(range(sizes.size), key=lambda c: (-sizes[c], c))[:2]
+    core = np.zeros(lat.size, bool)
+    core[db.core_sample_indices_] = True
+    role = np.zeros(lat.size, np.int8)
+    for r, c in zip((PRIMARY, SECONDARY), ranked):
+        role[core & (db.labels_ == c)] = r
+    dist, idx = BallTree(x[role > 0], metric="haversine").query(to_radians(qlat, qlon), k=1)
+    hit = dist[:, 0] <= eps
+    out[hit] = role[role > 0][idx[hit, 0]]
+    return out
+
+
+def simulated_days(directory: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]]:
+    """Per participant, per local day: (ts, lat, lon, local day end in UTC) from location.jsonl."""
+    rows: dict[str, list[tuple[float, float, float, int]]] = defaultdict(list)
+    with open(directory / "location.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            v = json.loads(line)
+            rows[v["participant"]].append((v["ts"], v["lat"], v["lon"], v.get("utc_offset_min", 0)))
+    out = {}
+    for p, r in rows.items():
+        a = np.array(sorted(r))
+        day = np.floor((a[:, 0] + 60.0 * a[:, 3]) / 86400.0)
+        out[p] = [(a[day == d, 0], a[day == d, 1], a[day == d, 2], (d + 1) * 86400.0 - 60.0 * a[day == d, 3][0])
+                  for d in np.unique(day)]
+    return out
+
+
+def test_snapped_labels_agree_with_exact_dbscan_on_simulated_fixes(tmp_path: Path) -> None:
+    """The documented approximation: ≥ 99 % of fixes get the label unsnapped DBSCAN gives them."""
+    simulate_cohort(tmp_path / "c", participants=10, days=16, seed=1)
+    agree = total = 0
+    seen: set[int] = set()
+    for days in simulated_days(tmp_path / "c").values():
+        model = PlaceModel()
+        for ts, lat, lon, end in days[:14]:  # 14 days of history, then label them and day 15
+            model.add(ts, lat, lon, now=end)
+        model.refit()
+        qlat, qlon = np.concatenate([model.lat, days[14][1]]), np.concatenate([model.lon, days[14][2]])
+        ref = exact_labels(model.lat, model.lon, qlat, qlon, model.eps_m, model.min_samples)
+        agree += int((model.label(qlat, qlon) == ref).sum())
+        total += ref.size
+        seen.update(ref.tolist())
+    print(f"\nlabels equal to exact DBSCAN: {agree}/{total} = {100 * agree / total:.3f} % of fixes")
+    assert seen == {OTHER, PRIMARY, SECONDARY} and total > 10 * 1000
+    assert agree >= 0.99 * total
 
 
 def test_time_at_place_is_carried_and_capped() -> None:
