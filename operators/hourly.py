@@ -15,10 +15,11 @@ day closes when the watermark passes its last hour's end. An event whose hour
 was already emitted is *late*: returned in :class:`HourlyStep` and counted,
 never silently dropped.
 
-Order independence: per-hour state holds exact partial sums (Shewchuk
-expansions, the algorithm behind ``math.fsum``) and event lists that are sorted
-before use, so any arrival order within the lateness bound yields bit-identical
-records.
+Order independence: per-hour state holds exact sums — accelerometer slots as
+fixed-point integers (:data:`~phenoflow.operators.hourly_pending.ACCEL_Q1`),
+ambient slots as Shewchuk expansions (the algorithm behind ``math.fsum``) —
+and event lists that are sorted before use, so any arrival order within the
+lateness bound and any batching of the input yield bit-identical records.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable
+from itertools import chain
+from typing import Callable, Iterable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from phenoflow.contract import Accelerometer, Ambient, Call, HourlyFeatures, Location, Screen, Sms
+from phenoflow.operators.hourly_pending import ACCEL_Q1, ACCEL_Q2, DISCRETE, PendingHour, add_accel_batch, sd
 from phenoflow.operators.hourly_schema import (  # noqa: F401 - re-exported: the stage's public names
     _SLICE,
     CALL_DIRECTIONS,
@@ -44,6 +47,8 @@ from phenoflow.operators.imputation import HourOfDayMeans, impute_hour
 from phenoflow.operators.places import OTHER, PRIMARY, SECONDARY, PlaceModel, PlaceTracker
 from phenoflow.operators.sleep import longest_rest_episode, rest_states
 
+#: Sensors summarised per rest-state slot (``sleep_slot_s``) for the sleep features.
+SLOT_SENSORS = ("accel", "light", "sound")
 #: Sensor stream of each input type (the watermark is kept per stream).
 STREAMS: dict[type, str] = {Accelerometer: "accelerometer", Screen: "screen", Call: "call", Sms: "sms",
                              Location: "location", Ambient: "ambient"}
@@ -57,50 +62,7 @@ class HourlyStep:
     late: list[object] = field(default_factory=list)  #: events whose hour was already emitted
 
 
-def _msum_add(partials: list[float], x: float) -> None:
-    """Add x to an exact Shewchuk expansion (Python's ``msum`` recipe; ``math.fsum`` rounds it).
-
-    Hand-written because numpy has no exact incremental sum; exactness makes
-    the hourly sums independent of arrival order.
-    """
-    i = 0
-    for y in partials:
-        if abs(x) < abs(y):
-            x, y = y, x
-        hi = x + y
-        lo = y - (hi - x)
-        if lo:
-            partials[i] = lo
-            i += 1
-        x = hi
-    partials[i:] = [x]
-
-
-def _sd(n: int, s1: float, s2: float) -> float:
-    """Population SD (ddof = 0) from count, sum and sum of squares."""
-    mean = s1 / n
-    return math.sqrt(max(s2 / n - mean * mean, 0.0))
-
-
-class _Hour:
-    """Partial aggregates of one UTC hour that is not yet emitted."""
-
-    __slots__ = ("n_ev", "vote", "accel", "light", "sound", "screen", "calls", "sms", "fixes", "voice")
-
-    def __init__(self) -> None:
-        self.n_ev = 0  # events (accelerometer: chunk pieces) seen in the hour
-        self.vote: tuple[float, int] | None = None  # (ts, utc_offset_min) of the newest event with an offset
-        self.accel: dict[int, list] = {}  # slot in hour → [n, Σ‖a‖ partials, Σ‖a‖² partials]
-        self.light: dict[int, list] = {}  # slot in hour → [n, Σ lux partials]
-        self.sound: dict[int, list] = {}  # slot in hour → [n, Σ dB partials]
-        self.screen: list[tuple[float, int]] = []  # (ts, index in SCREEN_STATES)
-        self.calls: list[tuple[float, int, float]] = []  # (ts, direction index, duration s)
-        self.sms = [0, 0]  # incoming, outgoing
-        self.fixes: list[tuple[float, float, float]] = []  # (ts, lat, lon) — never leaves this stage
-        self.voice: list[tuple[float, bool]] = []
-
-
-_EMPTY = _Hour()
+_EMPTY = PendingHour()
 
 
 class HourlyAggregator:
@@ -120,7 +82,7 @@ class HourlyAggregator:
         self._stream_wall: dict[str, float] = {}  # wall clock of each stream's last delivery
         self._first: tuple[float, float] | None = None  # (earliest event time, wall clock of first event)
         self._now: float | None = None  # wall clock of the latest update that passed one
-        self._hours: dict[int, _Hour] = {}
+        self._hours: dict[int, PendingHour] = {}
         self._first_hour: int | None = None
         self._last_hour: int | None = None
         self._next_hour: int | None = None  # first hour not emitted yet (None before any emission)
@@ -187,111 +149,90 @@ class HourlyAggregator:
         Equivalent to calling :meth:`update` per event except that days close
         only after the whole batch, so an event later in the batch is never late
         because of one earlier in it. The flows feed Bytewax batches through here.
+        Discrete events are added one by one, accelerometer chunks all together
+        (:func:`~phenoflow.operators.hourly_pending.add_accel_batch`); records do
+        not depend on how the input is cut into batches.
         """
         step = HourlyStep()
-        moved = False
-        for event in events:
-            stream = STREAMS.get(type(event))
-            if stream is None:
+        cutoff = -math.inf if self._next_hour is None else self._next_hour * 3600.0
+        newest: dict[str, float] = {}  # stream → newest event time added in this batch
+        late: list[tuple[int, object]] = []  # (position in the batch, event)
+        chunks: list[Accelerometer] = []
+        where: list[int] = []  # position of each chunk in the batch
+        hours, pid, slot_s = self._hours, self.participant, self.config.sleep_slot_s
+        oldest, h_lo, h_hi, ninf = math.inf, math.inf, -math.inf, -math.inf
+        for i, ev in enumerate(events):
+            kind = type(ev)
+            disc = DISCRETE.get(kind)
+            if disc is None and kind is not Accelerometer:
                 continue
-            if self.participant is None:
-                self.participant = event.participant  # type: ignore[attr-defined]
-            elif event.participant != self.participant:  # type: ignore[attr-defined]
-                raise ValueError("event of another participant sent to this aggregator")
-            cutoff = -math.inf if self._next_hour is None else self._next_hour * 3600.0
-            got = self._add_accel(event, cutoff) if isinstance(event, Accelerometer) else self._add(event, cutoff)
-            if got is None or got[1]:
-                # Wholly late, or an accelerometer chunk straddling the emitted boundary
-                # (its on-time samples were used): reported either way.
-                step.late.append(event)
-                self.late_events += 1
+            if ev.participant != pid:  # type: ignore[attr-defined]
+                if pid is not None:
+                    raise ValueError("event of another participant sent to this aggregator")
+                pid = self.participant = ev.participant  # type: ignore[attr-defined]
+            if disc is None:
+                chunks.append(ev)  # type: ignore[arg-type]
+                where.append(i)
+                continue
+            ts = float(ev.ts)  # type: ignore[attr-defined]
+            if ts < cutoff:
+                late.append((i, ev))
+                continue
+            # The pending hour holding ts; the event votes for the hour's UTC offset.
+            h = math.floor(ts / 3600.0)
+            hr = hours.get(h)
+            if hr is None:
+                hr = hours[h] = PendingHour()
+            hr.n_ev += 1
+            off = ev.utc_offset_min  # type: ignore[attr-defined]
+            if off is not None:
+                vote = hr.vote
+                if vote is None or ts > vote[0] or (ts == vote[0] and off > vote[1]):
+                    if vote is None or vote[1] != off:
+                        self._walk_key = None  # day boundaries may have moved
+                    hr.vote = (ts, off)
+            stream, add = disc
+            add(hr, ev, ts, slot_s)
+            if h < h_lo:
+                h_lo = h
+            if h > h_hi:
+                h_hi = h
+            if ts < oldest:
+                oldest = ts
+            if ts > newest.get(stream, ninf):
+                newest[stream] = ts
+        if chunks:
+            late_chunks, got, revote = add_accel_batch(hours, chunks, cutoff, slot_s)
+            if revote:
+                self._walk_key = None  # day boundaries may have moved
+            late += [(where[j], chunks[j]) for j in late_chunks]
             if got is not None:
-                moved = True
-                self._stream_max[stream] = max(self._stream_max.get(stream, -math.inf), got[0])
+                oldest, newest["accelerometer"] = min(oldest, got[0]), got[1]
+                h_lo, h_hi = min(h_lo, got[2]), max(h_hi, got[3])
+        if late:
+            late.sort(key=lambda t: t[0])  # batch order, as if added one by one
+            step.late = [ev for _, ev in late]
+            self.late_events += len(late)
+        if newest:
+            if self._first_hour is None or h_lo < self._first_hour:
+                self._first_hour = h_lo  # type: ignore[assignment]
+            if self._last_hour is None or h_hi > self._last_hour:
+                self._last_hour = h_hi  # type: ignore[assignment]
+            for stream, t in newest.items():
+                if t > self._stream_max.get(stream, -math.inf):
+                    self._stream_max[stream] = t
                 if now is not None:
-                    self._now = now
                     self._stream_wall[stream] = now
-                    # Unseen streams are held at the earliest event time seen so far.
-                    self._first = (got[0], now) if self._first is None else (min(self._first[0], got[0]), self._first[1])
-        if moved:
+            if now is not None:
+                self._now = now
+                # Unseen streams are held at the earliest event time seen so far.
+                self._first = (oldest, now) if self._first is None else (min(self._first[0], oldest), self._first[1])
             step.records = self._advance(self.watermark, final=False)
         return step
 
     def flush(self) -> list[HourlyFeatures]:
         """End of input: emit every remaining hour up to the last hour of data."""
         return self._advance(math.inf, final=True)
-
-    def _touch(self, ts: float, offset: int | None, vote_ts: float | None = None) -> _Hour:
-        """The pending hour holding ``ts``; the event votes for the hour's UTC offset."""
-        h = math.floor(ts / 3600.0)
-        hr = self._hours.get(h)
-        if hr is None:
-            hr = self._hours[h] = _Hour()
-        hr.n_ev += 1
-        key = (ts if vote_ts is None else vote_ts, offset)
-        if offset is not None and (hr.vote is None or key > hr.vote):
-            if hr.vote is None or hr.vote[1] != offset:
-                self._walk_key = None  # day boundaries may have moved
-            hr.vote = key  # type: ignore[assignment]
-        if self._first_hour is None or h < self._first_hour:
-            self._first_hour = h
-        if self._last_hour is None or h > self._last_hour:
-            self._last_hour = h
-        return hr
-
-    def _add(self, ev: object, cutoff: float) -> tuple[float, bool] | None:
-        ts = float(ev.ts)  # type: ignore[attr-defined]
-        if ts < cutoff:
-            return None
-        hr = self._touch(ts, ev.utc_offset_min)  # type: ignore[attr-defined]
-        if isinstance(ev, Screen):
-            hr.screen.append((ts, SCREEN_STATES.index(ev.state)))
-        elif isinstance(ev, Call):
-            hr.calls.append((ts, CALL_DIRECTIONS.index(ev.direction), float(ev.duration_s)))
-        elif isinstance(ev, Sms):
-            hr.sms[0 if ev.direction == "incoming" else 1] += 1
-        elif isinstance(ev, Location):
-            hr.fixes.append((ts, float(ev.lat), float(ev.lon)))
-        elif isinstance(ev, Ambient):
-            slot = int((ts % 3600.0) // self.config.sleep_slot_s)
-            for acc, v in ((hr.light, ev.light_lux), (hr.sound, ev.sound_db)):
-                if v is not None:
-                    a = acc.setdefault(slot, [0, []])
-                    a[0] += 1
-                    _msum_add(a[1], float(v))
-            if ev.voice is not None:
-                hr.voice.append((ts, bool(ev.voice)))
-        return ts, False
-
-    def _add_accel(self, ev: Accelerometer, cutoff: float) -> tuple[float, bool] | None:
-        """Vectorised: per-slot n, Σ‖a‖, Σ‖a‖² of the chunk via bincount; samples before ``cutoff`` are late."""
-        ts = np.asarray(ev.ts, np.float64)
-        mag = np.sqrt(np.square(ev.x, dtype=np.float64) + np.square(ev.y, dtype=np.float64)
-                      + np.square(ev.z, dtype=np.float64))
-        keep = ts >= cutoff
-        late = not bool(keep.all())
-        if late:
-            ts, mag = ts[keep], mag[keep]
-            if ts.size == 0:
-                return None
-        slot_s = self.config.sleep_slot_s
-        slots = np.floor(ts / slot_s).astype(np.int64)
-        newest = float(ts.max())
-        if slots.min() == slots.max():
-            parts = [(int(slots[0]), ts.size, float(mag.sum()), float(np.dot(mag, mag)))]
-        else:
-            uniq, inv = np.unique(slots, return_inverse=True)
-            n, s1, s2 = np.bincount(inv), np.bincount(inv, weights=mag), np.bincount(inv, weights=mag * mag)
-            parts = [(int(u), int(k), float(a), float(b)) for u, k, a, b in zip(uniq, n, s1, s2)]
-        per_hour = 3600 // slot_s
-        for slot, n_s, s1_s, s2_s in parts:
-            # Every piece of a chunk votes with the chunk's newest sample time.
-            hr = self._touch(float(slot * slot_s), ev.utc_offset_min, vote_ts=newest)
-            acc = hr.accel.setdefault(slot % per_hour, [0, [], []])
-            acc[0] += n_s
-            _msum_add(acc[1], s1_s)
-            _msum_add(acc[2], s2_s)
-        return newest, late
 
     def _advance(self, wm: float, final: bool) -> list[HourlyFeatures]:
         out: list[HourlyFeatures] = []
@@ -346,31 +287,13 @@ class HourlyAggregator:
         for hr in hrs:
             self._offset = hr.vote[1] if hr.vote is not None else self._offset
             offs.append(self._offset)
-        shape = (n, len(FEATURE_NAMES))
-        val, obs, car = np.zeros(shape), np.zeros(shape, bool), np.full(shape, np.nan)
+        rows: dict[str, tuple[list[int], list[list[float]]]] = {g: ([], []) for g in FEATURE_GROUPS}
 
-        def put(i: int, group: str, values: list[float] | NDArray[np.float64]) -> None:
-            val[i, _SLICE[group]] = values
-            obs[i, _SLICE[group]] = True
+        def put(i: int, group: str, values: list[float]) -> None:
+            rows[group][0].append(i)
+            rows[group][1].append(values)
 
-        slot_n = {k: np.zeros(ns, np.int64) for k in ("accel", "light", "sound")}
-        slot_v = {k: np.zeros(ns) for k in ("accel", "light", "sound")}  # accel: SD, others: mean
         for i, hr in enumerate(hrs):
-            if hr.accel:
-                tot, p1, p2 = 0, [], []
-                for k, (cnt, q1, q2) in hr.accel.items():
-                    slot_n["accel"][i * per + k] = cnt
-                    slot_v["accel"][i * per + k] = _sd(cnt, math.fsum(q1), math.fsum(q2))
-                    tot, p1, p2 = tot + cnt, p1 + q1, p2 + q2
-                s1, s2 = math.fsum(p1), math.fsum(p2)
-                put(i, "accel", [s1 / tot, _sd(tot, s1, s2)])
-            for name in ("light", "sound"):
-                acc = getattr(hr, name)
-                if acc:
-                    for k, (cnt, q) in acc.items():
-                        slot_n[name][i * per + k], slot_v[name][i * per + k] = cnt, math.fsum(q) / cnt
-                    put(i, name, [math.fsum([x for _, q in acc.values() for x in q])
-                                  / sum(cnt for cnt, _ in acc.values())])
             if hr.calls:
                 cnt, dur = [0] * 5, [[] for _ in range(5)]
                 for _, d, s in hr.calls:
@@ -380,14 +303,15 @@ class HourlyAggregator:
                 put(i, "call", row + [sum(cnt), math.fsum([s for ds in dur for s in ds])])
             if hr.sms != [0, 0]:
                 put(i, "sms", [hr.sms[0], hr.sms[1], hr.sms[0] + hr.sms[1]])
+        slot_n, slot_v = self._slot_stats(hrs, per, put)
 
         edges = lo + c.sleep_slot_s * np.arange(ns + 1, dtype=np.float64)
         on_slot, active_slot, begun = self._screen(hrs, edges, hi)
-        on_hour = on_slot.reshape(n, per).sum(axis=1)
+        on_hour = on_slot.reshape(n, per).sum(axis=1).tolist()
         for i, hr in enumerate(hrs):
             if hr.screen or on_hour[i] > 0:
-                unl = sum(1 for _, r in hr.screen if r == 1)
-                put(i, "screen", [unl, on_hour[i], begun.get(h0 + i, 0)])
+                put(i, "screen", [sum(1 for _, r in hr.screen if r == 1), on_hour[i], begun.get(h0 + i, 0)])
+        car = np.full((n, len(FEATURE_NAMES)), np.nan)
         self._places_and_distance(hrs, h0, n, hi, put, car)
         self._conversations(hrs, h0, put)
 
@@ -406,10 +330,13 @@ class HourlyAggregator:
                                   window_start_h=c.sleep_window_start_h, min_s=c.sleep_min_s,
                                   max_interruption_s=c.sleep_max_interruption_s)
         if ep is not None:
-            for i in range(n):
-                put(i, "sleep", [ep.onset_h, ep.wake_h, ep.duration_h])
+            rows["sleep"] = (list(range(n)), [[ep.onset_h, ep.wake_h, ep.duration_h]] * n)
+        val, obs = np.zeros(car.shape), np.zeros(car.shape, bool)
+        for group, (ix, values) in rows.items():  # one fancy assignment per group, not per hour
+            if ix:
+                val[ix, _SLICE[group]], obs[ix, _SLICE[group]] = values, True
 
-        out = []
+        out, pid = [], self.participant or ""
         for i, hr in enumerate(hrs):
             local = (h0 + i) * 3600 + offs[i] * 60
             lh, wd = int(local // 3600) % 24, (int(local // 86400) + 3) % 7  # 1970-01-01: Thursday
@@ -418,14 +345,45 @@ class HourlyAggregator:
             if hr.n_ev > 0:
                 self._means.update(lh, vec)
             out.append(HourlyFeatures(
-                participant=self.participant or "", utc_offset_min=offs[i],
-                hour_start=float((h0 + i) * 3600), local_hour=lh, weekday=wd,
-                features={k: float(v) for k, v in zip(FEATURE_NAMES, vec)}, filled=filled,
+                participant=pid, utc_offset_min=offs[i], hour_start=float((h0 + i) * 3600), local_hour=lh,
+                weekday=wd, features=dict(zip(FEATURE_NAMES, vec.tolist())), filled=filled,
             ))
         self._day = day
         return out
 
-    def _screen(self, hrs: list[_Hour], edges: NDArray[np.float64], hi: float
+    @staticmethod
+    def _slot_stats(hrs: list[PendingHour], per: int, put: Callable[[int, str, list[float]], None]
+                    ) -> tuple[dict[str, NDArray[np.int64]], dict[str, NDArray[np.float64]]]:
+        """Per rest-state slot of the day: n and value (accel: SD of ‖a‖; light, sound: mean).
+
+        Also puts each hour's accelerometer mean and SD and light and sound means.
+        """
+        slot_n, slot_v = {}, {}
+        for name in SLOT_SENSORS:
+            slot_n[name], slot_v[name] = np.zeros(len(hrs) * per, np.int64), np.zeros(len(hrs) * per)
+            cells = [(i * per + k, v) for i, hr in enumerate(hrs) for k, v in getattr(hr, name).items()]
+            if not cells:
+                continue
+            ix, sums = zip(*cells)
+            n = np.array([v[0] for v in sums], np.int64)
+            slot_n[name][list(ix)] = n
+            if name == "accel":  # elementwise IEEE ops: the same bits as sd() per slot
+                mean = np.array([v[1] / ACCEL_Q1 for v in sums]) / n
+                s2 = np.array([v[2] / ACCEL_Q2 for v in sums])
+                slot_v[name][list(ix)] = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
+            else:
+                slot_v[name][list(ix)] = [math.fsum(q) / k for k, q in sums]
+            for i, hr in enumerate(hrs):
+                acc = getattr(hr, name)
+                if acc and name == "accel":
+                    k, t1, t2 = map(sum, zip(*acc.values()))
+                    put(i, name, [t1 / ACCEL_Q1 / k, sd(k, t1 / ACCEL_Q1, t2 / ACCEL_Q2)])
+                elif acc:
+                    k, parts = zip(*acc.values())
+                    put(i, name, [math.fsum(chain.from_iterable(parts)) / sum(k)])
+        return slot_n, slot_v
+
+    def _screen(self, hrs: list[PendingHour], edges: NDArray[np.float64], hi: float
                 ) -> tuple[NDArray[np.float64], NDArray[np.bool_], Counter[int]]:
         """Screen sessions → (on-seconds per slot, slot active, sessions started per hour).
 
@@ -459,7 +417,8 @@ class HourlyAggregator:
         unl = np.bincount(((np.asarray(unlocks) - lo) // slot_s).astype(np.int64), minlength=on.size)
         return on, (on > 0) | (unl > 0), Counter(math.floor(ts / 3600.0) for ts in begun)
 
-    def _places_and_distance(self, hrs: list[_Hour], h0: int, n: int, hi: float, put, car) -> None:  # noqa: ANN001
+    def _places_and_distance(self, hrs: list[PendingHour], h0: int, n: int, hi: float,
+                             put, car) -> None:  # noqa: ANN001
         c = self.config
         fx = np.asarray(sorted(f for hr in hrs for f in hr.fixes), np.float64).reshape(-1, 3)
         ts, lat, lon = fx[:, 0], fx[:, 1], fx[:, 2]
@@ -468,15 +427,16 @@ class HourlyAggregator:
         labels = self._places.label(lat, lon)
         place_s, dist = self._tracker.attribute(h0, n, ts, lat, lon, labels, c.place_carry_max_s,
                                                 c.distance_jitter_m)
+        table = np.stack([place_s[PRIMARY], place_s[SECONDARY], place_s[OTHER], dist], axis=1)
+        carried = (place_s.sum(axis=0) > 0).tolist()
         sl = _SLICE["location"]
         for i, hr in enumerate(hrs):
-            row = [place_s[PRIMARY, i], place_s[SECONDARY, i], place_s[OTHER, i], dist[i]]
             if hr.fixes:
-                put(i, "location", row)
-            elif place_s[:, i].sum() > 0:
-                car[i, sl] = row  # stay at the last known place; distance 0
+                put(i, "location", table[i])
+            elif carried[i]:
+                car[i, sl] = table[i]  # stay at the last known place; distance 0
 
-    def _conversations(self, hrs: list[_Hour], h0: int, put) -> None:  # noqa: ANN001
+    def _conversations(self, hrs: list[PendingHour], h0: int, put) -> None:  # noqa: ANN001
         """Episodes of voice=true readings ≤ gap apart with no voice=false between them.
 
         Count goes to the hour of the episode's first reading; the time between

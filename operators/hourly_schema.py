@@ -1,7 +1,8 @@
-"""Names and settings of the hourly stage: the feature list and :class:`HourlyConfig`.
+"""Names and settings of the hourly stage.
 
-Kept apart from the aggregator so other stages (rhythm, scoring, docs) can use
-the feature names without importing the streaming machinery.
+Kept apart from the aggregator (:mod:`phenoflow.operators.hourly`) so other
+stages (rhythm, scoring, docs) can use the feature names without importing the
+streaming machinery.
 """
 
 from __future__ import annotations

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import random
+import statistics
 
 import pytest
 
 from phenoflow.contract import Accelerometer, Ambient, Call, HourlyFeatures, Location, Screen, Sms, Survey
 from phenoflow.errors import UserError
+from phenoflow.operators import hourly_pending
 from phenoflow.operators.hourly import FEATURE_NAMES, HourlyAggregator, HourlyConfig
 
 P = "p1"
@@ -252,3 +255,58 @@ def test_wall_clock_keeps_delivering_streams_active() -> None:
     # Once the accelerometer has been silent past idle_wall_s, it stops holding.
     agg.update(fix(T0 + 5 * 86400.0 + 60.0, HOME), now=wall + 1 + 121.0)
     assert agg.watermark > T0 + 4 * 86400.0
+
+
+@pytest.mark.parametrize("small", [0, 10**9], ids=["numpy", "python"])
+def test_batch_with_a_chunk_straddling_the_cutoff(small: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In one batch: on-time samples of a straddling chunk count, wholly-late chunks give none."""
+    monkeypatch.setattr(hourly_pending, "_SMALL", small)  # which reducer adds the chunks
+    day2 = T0 + 86400.0
+    events = [acc([T0 + 600.0 * k], [0.0], [0.0], [9.81], off=0) for k in range(30 * 6)]
+    straddle = acc([day2 - 5.0, day2 + 5.0], [0.0, 0.0], [0.0, 0.0], [1.0, 7.0], off=0)
+    late_screen = Screen(participant=P, utc_offset_min=0, ts=day2 - 60.0, state="on")
+    on_time = acc([day2 + 20.0], [0.0], [0.0], [2.0], off=0)
+    wholly_late = acc([day2 - 100.0, day2 - 50.0], [0.0, 0.0], [3.0, 3.0], [4.0, 4.0], off=720)
+    batch = [straddle, late_screen, on_time, wholly_late]
+    results = []
+    for feed in ("batch", "one by one"):
+        agg = HourlyAggregator()
+        assert len(agg.update_batch(events).records) == 24  # day 1 closes: the cutoff is day 2 00:00
+        if feed == "batch":
+            late = agg.update_batch(batch).late
+        else:
+            late = [x for ev in batch for x in agg.update(ev).late]
+        assert late == [straddle, late_screen, wholly_late]  # in batch order
+        assert agg.late_events == 3
+        recs = agg.flush()
+        first = next(r for r in recs if r.hour_start == day2)
+        mags = [9.81] * 6 + [7.0, 2.0]  # 00:00 … 00:50 chunks, the straddle's on-time sample, on_time
+        assert first.features["accel_mean"] == pytest.approx(math.fsum(mags) / 8, rel=1e-15)
+        assert first.features["accel_sd"] == pytest.approx(statistics.pstdev(mags), rel=1e-12)
+        assert first.utc_offset_min == 0  # the wholly-late chunk did not vote
+        results.append(recs)
+    assert results[0] == results[1]
+
+
+def test_accel_sums_keep_the_sd_of_a_still_phone() -> None:
+    """Fixed-point sums vs exact rational statistics: a still phone (SD ≈ 0.01 m/s² on 9.81)."""
+    rng = random.Random(5)
+    ts = [A + 5.0 * k for k in range(900)]  # hour A and a quarter of hour B
+    x = [rng.gauss(0.0, 0.01) for _ in ts]
+    y = [rng.gauss(0.0, 0.01) for _ in ts]
+    z = [9.81 + rng.gauss(0.0, 0.01) for _ in ts]
+    chunks = [acc(ts[i:i + 9], x[i:i + 9], y[i:i + 9], z[i:i + 9]) for i in range(0, 900, 9)]
+    _, recs = run(chunks)
+    mags = [math.sqrt(a * a + b * b + c * c) for a, b, c in zip(x, y, z)]
+    by = {r.hour_start: r.features for r in recs}
+    in_a = [m for t, m in zip(ts, mags) if t < B]
+    in_b = [m for t, m in zip(ts, mags) if t >= B]
+    for start, ms in ((A, in_a), (B, in_b)):
+        assert by[start]["accel_mean"] == pytest.approx(math.fsum(ms) / len(ms), rel=1e-15)
+        assert by[start]["accel_sd"] == pytest.approx(statistics.pstdev(ms), rel=1e-9)
+
+
+def test_accel_outside_the_contract_is_a_programming_error() -> None:
+    """decode() bounds each axis to 500 m/s²; far beyond, the int64 fixed-point sums could overflow."""
+    with pytest.raises(ValueError, match="contract"):
+        HourlyAggregator().update(acc([A], [2000.0], [0.0], [0.0]))
