@@ -224,7 +224,11 @@ def run_plain(settings: Settings) -> Result:
     pids: dict[str, int] = {}
     names: list[str] = []
     state: defaultdict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0] * 10)
-    c = kafka_io.consumer(settings, group=f"bench-plain-{uuid.uuid4().hex[:8]}")
+    from phenoflow.connectors.kafka_source import UNTIL_END_FETCH_WAIT_MS
+
+    # The same end-of-partition setting as the flow's source when it reads to the end.
+    c = kafka_io.consumer(settings, group=f"bench-plain-{uuid.uuid4().hex[:8]}",
+                          **{"fetch.wait.max.ms": UNTIL_END_FETCH_WAIT_MS})
     prod = kafka_io.producer(settings, **{"delivery.report.only.error": True})
 
     t0, c0 = time.perf_counter(), time.process_time()

@@ -220,17 +220,16 @@ def _breakdown(settings: Settings, flow_cpu: float) -> None:
 
 @contextmanager
 def _timed_aggregator() -> Iterator[dict[str, list[float]]]:
-    """Temporarily wrap HourlyAggregator/PlaceModel methods with CPU timers (this thread).
+    """Temporarily wrap HourlyAggregator/PlaceModel methods (and the accelerometer reducer) with CPU timers.
 
     Only in this benchmark process; a timer costs ≈ 1 µs per call, so the
     per-event methods read a little high and nested totals exceed the untimed run.
     """
     from phenoflow.operators import hourly, places
 
-    targets = [(hourly.HourlyAggregator, "update", "update (whole)"),
-               (hourly.HourlyAggregator, "_add_accel", "_add_accel (accelerometer chunk)"),
-               (hourly.HourlyAggregator, "_add", "_add (discrete event)"),
-               (hourly.HourlyAggregator, "_advance", "_advance (close check, every event)"),
+    targets = [(hourly.HourlyAggregator, "update_batch", "update_batch (whole; one per participant per batch)"),
+               (hourly, "add_accel_batch", "  add_accel_batch (a batch's accelerometer chunks)"),
+               (hourly.HourlyAggregator, "_advance", "  _advance (close check, once per batch)"),
                (hourly.HourlyAggregator, "_close", "_close (one local day → 24 records)"),
                (hourly.HourlyAggregator, "_places_and_distance", "  of which _places_and_distance"),
                (places.PlaceModel, "refit", "    of which PlaceModel.refit (DBSCAN)")]
@@ -254,7 +253,7 @@ def _timed_aggregator() -> Iterator[dict[str, list[float]]]:
         setattr(cls, name, wrap(cls.__dict__[name], parts[label]))
     wm = hourly.HourlyAggregator.__dict__["watermark"]
     saved.append((hourly.HourlyAggregator, "watermark", wm))
-    parts["watermark (property, every event)"] = acc = [0, 0.0]
+    parts["watermark (property, once per batch)"] = acc = [0, 0.0]
     hourly.HourlyAggregator.watermark = property(wrap(wm.fget, acc))  # type: ignore[method-assign]
     try:
         yield parts

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Union
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from phenoflow.metrics import CONSUMER_LAG
@@ -45,6 +45,8 @@ RawMessage = tuple[str, Optional[bytes], Optional[bytes], int, int]
 #: when it starts or resumes (as a running flow does: librdkafka reconnects by itself).
 METADATA_TIMEOUT_S = 10.0
 METADATA_WAIT_S = 600.0
+#: librdkafka ``fetch.wait.max.ms`` when reading to the end (``tail=False``).
+UNTIL_END_FETCH_WAIT_MS = 50
 #: How often librdkafka reports partition offsets, from which the consumer-lag gauge is set (ms).
 STATS_INTERVAL_MS = 5000
 
@@ -85,8 +87,8 @@ def _partition_counts(config: dict[str, str], topics: Iterable[str]) -> dict[str
 def consumer_lags(stats: dict[str, Any], offsets: dict[str, int], index: int) -> dict[str, int]:
     """Lag of each topic's partition ``index``: broker's last stable offset minus the next offset to read.
 
-    ``offsets`` holds the next offset per topic, or a negative logical offset
-    (beginning) before the first message, when the lag counts from the log start.
+    ``offsets`` holds the next offset per topic; one below the log start (nothing read
+    yet, or trimmed by retention) counts from the log start.
     Partitions librdkafka does not know the end of yet (offset −1001) are left out.
     """
     lags: dict[str, int] = {}
@@ -94,7 +96,7 @@ def consumer_lags(stats: dict[str, Any], offsets: dict[str, int], index: int) ->
         part = stats.get("topics", {}).get(topic, {}).get("partitions", {}).get(str(index))
         if not part or part.get("ls_offset", -1) < 0:
             continue
-        start = nxt if nxt >= 0 else max(part.get("lo_offset", 0), 0)
+        start = max(nxt, part.get("lo_offset", 0), 0)
         lags[topic] = max(part["ls_offset"] - start, 0)
     return lags
 
@@ -102,7 +104,10 @@ def consumer_lags(stats: dict[str, Any], offsets: dict[str, int], index: int) ->
 class _GroupPartition(StatefulSourcePartition[Union[RawMessage, SourceError], dict[str, int]]):
     def __init__(self, config: dict[str, str], topics: list[str], index: int,
                  resume: dict[str, int] | None, batch_size: int, tail: bool) -> None:
-        self._offsets = {t: OFFSET_BEGINNING for t in topics}
+        # Offset 0, not OFFSET_BEGINNING: librdkafka resolves a logical offset with a
+        # ListOffsets round that delayed the first message by 0.5 s; a log whose start was
+        # trimmed by retention resets to its earliest offset (auto.offset.reset below).
+        self._offsets = {t: 0 for t in topics}
         if resume:
             self._offsets.update({t: o for t, o in resume.items() if t in self._offsets})
         self._index = index
@@ -179,11 +184,17 @@ class PartitionGroupSource(FixedPartitionedSource[Union[RawMessage, SourceError]
         counts = self._partitions()
         topics = [t for t in self.topics if index < counts[t]]
         config = {
+            # Reading to the end: the fetch that finds a partition's end waits this long for
+            # more data before librdkafka reports end-of-partition (default 500 ms). Following
+            # the topics keeps the default, so an idle flow does not poll the broker busily.
+            **({} if self.tail else {"fetch.wait.max.ms": UNTIL_END_FETCH_WAIT_MS}),
             **self.config,
             # Offsets live in the recovery snapshots, not in a consumer group.
             "group.id": "phenoflow-unused",
             "enable.auto.commit": "false",
             "enable.partition.eof": str(not self.tail).lower(),
+            # A resume offset retention has deleted reads from the log start, never skips to the end.
+            "auto.offset.reset": "earliest",
             "statistics.interval.ms": STATS_INTERVAL_MS,
         }
         return _GroupPartition(config, topics, index, resume_state, self.batch_size, self.tail)
