@@ -55,6 +55,10 @@ class Settings:
     metrics_port: int = 0
     #: Extra librdkafka settings as "key=value,key=value".
     kafka_options: str = ""
+    #: Secret of the keyed participant pseudonyms (phenoflow/pseudonym.py); empty = key file.
+    pseudonym_secret: str = ""
+    #: File holding a generated pseudonym secret when ``pseudonym_secret`` is empty.
+    pseudonym_key_file: str = ".phenoflow/pseudonym.key"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def topic(self, short: str) -> str:
