@@ -23,12 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from phenoflow.config import load_settings, settings_env
+from phenoflow.core.config import load_settings, settings_env
 from phenoflow.connectors.broker import EmbeddedBroker, free_port
-from phenoflow.connectors.kafka_io import ensure_topics
+from phenoflow.connectors.kafka.clients import ensure_topics
 from phenoflow.connectors.replay import replay
-from phenoflow.contract import ALL_TOPICS
-from phenoflow.simulate import simulate_cohort
+from phenoflow.core.contract import ALL_TOPICS
+from phenoflow.simulate.cohort import simulate_cohort
 
 RUN = [sys.executable, "-m", "phenoflow", "run", "--until-end"]
 

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-import phenoflow.evaluate as ev
-from phenoflow.evaluate_io import load_cohort, read_labels
-from phenoflow.evaluate_metrics import ThresholdChoice
-from phenoflow.evaluate_synth import write_synthetic_cohort
+import phenoflow.evaluation.evaluate as ev
+from phenoflow.connectors.cohort import read_labels
+from phenoflow.evaluation.dumps import load_cohort
+from phenoflow.reports.evaluation_report import write_evaluation_report
+from phenoflow.evaluation.detection import ThresholdChoice
+from phenoflow.evaluation.synth import write_synthetic_cohort
 
 
 def naive_best_threshold(nr30_scores: np.ndarray, drh_scores: np.ndarray) -> ThresholdChoice | None:
@@ -69,13 +71,15 @@ def main() -> None:
     print(f"cohort: {args.participants} participants × {args.days} days, {args.features} rhythm features; dumps {size:.0f} MiB")
 
     t = time.perf_counter()
-    r = ev.evaluate_dir(args.dir, protocol="streaming", report=args.dir / "report" / "streaming.html")
+    r = ev.evaluate_dir(args.dir, protocol="streaming")
+    write_evaluation_report(r, args.dir / "report" / "streaming.html")
     print(f"evaluate (streaming, report):                  {time.perf_counter() - t:6.2f} s")
     t = time.perf_counter()
     r = ev.evaluate_dir(
         args.dir, protocol="adler", iterations=args.iterations,
-        thresholds_out=args.dir / "thresholds.json", report=args.dir / "report" / "adler.html",
+        thresholds_out=args.dir / "thresholds.json",
     )
+    write_evaluation_report(r, args.dir / "report" / "adler.html")
     wall = time.perf_counter() - t
     verdict = "meets" if wall < 120 else "MISSES"
     print(f"evaluate (adler, {args.iterations} splits, report):        {wall:6.2f} s  ({verdict} the 120 s goal)")

@@ -28,7 +28,7 @@ participant-hour to an output topic:
    at steady state (first 90 % of the input, see :func:`run_quix`) and to the
    last expected message, then stopped with ``app.stop()``.
 
-Reference rows: the flow's source (``connectors/kafka_source.py``) → one map →
+Reference rows: the flow's source (``connectors/kafka/source.py``) → one map →
 a null sink, the floor of any flow on that source, and the same with Bytewax's
 own ``KafkaSource``. Rates are accelerometer samples/s and discrete
 (non-accelerometer) events/s over the same time (all topics are processed
@@ -53,11 +53,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, TopicPartition
 
-from phenoflow.config import Settings, load_settings
-from phenoflow.connectors import kafka_io
+from phenoflow.core.config import Settings, load_settings
+from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.connectors.broker import EmbeddedBroker
 from phenoflow.connectors.replay import replay
-from phenoflow.contract import ALL_TOPICS
+from phenoflow.core.contract import ALL_TOPICS
 from phenoflow.flows.pipeline import build_flow
 
 from bench_hourly_breakdown import breakdown, cross_check, profile_flow  # noqa: E402 (benchmarks/ is on sys.path)
@@ -116,7 +116,7 @@ def run_bytewax_floor(settings: Settings, bytewax_source: bool = False) -> Resul
     """Reference: the flow's source (same batch size) → one map → a null sink.
 
     ``bytewax_source`` uses Bytewax's own ``KafkaSource`` instead (one consumer
-    per topic-partition), the source the flow used before connectors/kafka_source.py.
+    per topic-partition), the source the flow used before connectors/kafka/source.py.
     """
     import bytewax.operators as op
     from bytewax.connectors.kafka import KafkaSource
@@ -124,7 +124,7 @@ def run_bytewax_floor(settings: Settings, bytewax_source: bool = False) -> Resul
     from bytewax.outputs import DynamicSink, StatelessSinkPartition
     from bytewax.testing import run_main
 
-    from phenoflow.connectors.kafka_source import PartitionGroupSource
+    from phenoflow.connectors.kafka.source import PartitionGroupSource
     from phenoflow.flows.stages import SOURCE_BATCH
 
     class _Null(StatelessSinkPartition[Any]):
@@ -175,7 +175,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.getLogger("phenoflow").setLevel(logging.WARNING)
 
-    from phenoflow.simulate import simulate_cohort
+    from phenoflow.simulate.cohort import simulate_cohort
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(port=0) as broker:
         cohort = Path(tmp) / "cohort"

@@ -28,8 +28,8 @@ from typing import Any, Callable, Iterator
 
 from confluent_kafka import KafkaError, TopicPartition
 
-from phenoflow.config import Settings
-from phenoflow.connectors import kafka_io
+from phenoflow.core.config import Settings
+from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.flows.pipeline import build_flow, input_topics
 
 HOURLY_INPUTS: tuple[str, ...] = input_topics(("hourly",))
@@ -106,7 +106,7 @@ class _StubAggregator:
         pass
 
     def update_batch(self, _events: Any, now: float | None = None) -> Any:
-        from phenoflow.operators.hourly import HourlyStep
+        from phenoflow.operators.hourly.aggregator import HourlyStep
 
         return HourlyStep()
 
@@ -134,10 +134,10 @@ def _whole_flow_variants(settings: Settings, flow_cpu: float, run_flow: Callable
 
 
 def _breakdown(settings: Settings, flow_cpu: float) -> None:
-    from phenoflow.contract import DeadLetter, _check, decode
+    from phenoflow.core.contract import DeadLetter, _check, decode
     from phenoflow.flows.stages import SOURCE_BATCH, hourly_config
     from phenoflow.flows.wiring import decoder, to_sink
-    from phenoflow.operators.hourly import HourlyAggregator
+    from phenoflow.operators.hourly.aggregator import HourlyAggregator
 
     topics = [settings.topic(t) for t in HOURLY_INPUTS]
     c = kafka_io.consumer(settings, group=f"bench-bd-{uuid.uuid4().hex[:8]}")
@@ -202,7 +202,7 @@ def _breakdown(settings: Settings, flow_cpu: float) -> None:
     t_enc = time.process_time() - t0
     n = len(raw)
     rows = [("Kafka read (confluent, assign, consume(10000))", t_read),
-            ("source tuples (connectors/kafka_source.py)", t_wrap),
+            ("source tuples (connectors/kafka/source.py)", t_wrap),
             ("decode: flow batch mapper (contract + metrics + key)", t_decode),
             ("  of which contract.decode", t_contract),
             ("    of which contract._check (lengths, finiteness loop)", t_check),
@@ -225,7 +225,8 @@ def _timed_aggregator() -> Iterator[dict[str, list[float]]]:
     Only in this benchmark process; a timer costs ≈ 1 µs per call, so the
     per-event methods read a little high and nested totals exceed the untimed run.
     """
-    from phenoflow.operators import hourly, places
+    from phenoflow.operators.hourly import aggregator as hourly
+    from phenoflow.operators.places import clusters as places
 
     targets = [(hourly.HourlyAggregator, "update_batch", "update_batch (whole; one per participant per batch)"),
                (hourly, "add_accel_batch", "  add_accel_batch (a batch's accelerometer chunks)"),

@@ -20,8 +20,8 @@ import msgspec
 import numpy as np
 from confluent_kafka import KafkaError, TopicPartition
 
-from phenoflow.config import Settings
-from phenoflow.connectors import kafka_io
+from phenoflow.core.config import Settings
+from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.flows.pipeline import input_topics
 
 HOURLY_INPUTS: tuple[str, ...] = input_topics(("hourly",))
@@ -93,7 +93,7 @@ def run_plain(settings: Settings) -> Result:
     pids: dict[str, int] = {}
     names: list[str] = []
     state: defaultdict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0] * 10)
-    from phenoflow.connectors.kafka_source import UNTIL_END_FETCH_WAIT_MS
+    from phenoflow.connectors.kafka.source import UNTIL_END_FETCH_WAIT_MS
 
     # The same end-of-partition setting as the flow's source when it reads to the end.
     c = kafka_io.consumer(settings, group=f"bench-plain-{uuid.uuid4().hex[:8]}",

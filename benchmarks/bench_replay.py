@@ -17,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from phenoflow.config import load_settings
-from phenoflow.connectors import kafka_io
+from phenoflow.core.config import load_settings
+from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.connectors.broker import EmbeddedBroker
 from phenoflow.connectors.cohort import cohort_files, read_lines
 from phenoflow.connectors.replay import replay
-from phenoflow.simulate import simulate_cohort
+from phenoflow.simulate.cohort import simulate_cohort
 
 
 def _plain_confluent(settings, lines: list[tuple[str, bytes]]) -> float:

@@ -23,13 +23,13 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.signal  # noqa: E402
 
-from phenoflow.operators.entropy import (  # noqa: E402
+from phenoflow.operators.rhythm.entropy import (  # noqa: E402
     coarse_grain,
     multiscale_sample_entropy,
     window_multiscale_sampen,
 )
-from phenoflow.operators.periodogram import RHYTHM_PERIODS_H, periodogram_power_batch  # noqa: E402
-from phenoflow.operators.rhythm import (  # noqa: E402
+from phenoflow.operators.rhythm.periodogram import RHYTHM_PERIODS_H, periodogram_power_batch  # noqa: E402
+from phenoflow.operators.rhythm.statistics import (  # noqa: E402
     DEFAULT_MODALITIES,
     SAMPEN_TAUS,
     WINDOWS_DAYS,

@@ -33,9 +33,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from phenoflow.contract import RhythmDaily  # noqa: E402
-from phenoflow.operators.calibration import CalibrationConfig, ParticipantScorer  # noqa: E402
-from phenoflow.operators.scoring import FeatureSpec, OnnxScorer  # noqa: E402
+from phenoflow.core.contract import RhythmDaily  # noqa: E402
+from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer  # noqa: E402
+from phenoflow.operators.scoring.reconstruction import FeatureSpec, OnnxScorer  # noqa: E402
 
 
 def synthetic_model(path: Path, hidden: int) -> Path:
@@ -47,7 +47,7 @@ def synthetic_model(path: Path, hidden: int) -> Path:
     from phenoflow.models.autoencoder import DenseAutoencoder, deterministic
     from phenoflow.models.export import export_onnx
     from phenoflow.models.train import DEFAULT_WINDOWS, _window_filter, error_group
-    from phenoflow.operators.rhythm import feature_names
+    from phenoflow.operators.rhythm.statistics import feature_names
 
     raw = sorted(_window_filter(feature_names(), DEFAULT_WINDOWS))
     group_names = tuple(dict.fromkeys(error_group(n, "rhythm") for n in raw))

@@ -4,9 +4,9 @@ Bytewax recovery snapshots each participant's state object with pickle (and
 ``OperatorLogic.snapshot`` deep-copies it first), so the state must stay small
 (issue goal: ≤ 1 MiB per participant) and cheap to copy. This feeds a simulated
 cohort through the same operators the flows use — one
-:class:`~phenoflow.operators.hourly.HourlyAggregator` per participant (events in
-event-time order, as :mod:`phenoflow.offline` does) and one
-:class:`~phenoflow.operators.rhythm_daily.RhythmState` per participant fed with
+:class:`~phenoflow.operators.hourly.aggregator.HourlyAggregator` per participant (events in
+event-time order, as :mod:`phenoflow.offline.features` does) and one
+:class:`~phenoflow.operators.rhythm.state.RhythmState` per participant fed with
 that participant's hourly records — and measures every participant's state at
 the end of the input, before ``flush`` (open hours still pending):
 
@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from phenoflow.offline import read_cohort_events
-from phenoflow.operators.hourly import HourlyAggregator
-from phenoflow.operators.rhythm_daily import RhythmState
-from phenoflow.simulate import simulate_cohort
+from phenoflow.offline.features import read_cohort_events
+from phenoflow.operators.hourly.aggregator import HourlyAggregator
+from phenoflow.operators.rhythm.state import RhythmState
+from phenoflow.simulate.cohort import simulate_cohort
 
 MIB = 1 << 20
 

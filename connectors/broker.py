@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from phenoflow.errors import UserError
+from phenoflow.core.errors import UserError
 
 
 def free_port(host: str = "127.0.0.1") -> int:

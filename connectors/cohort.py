@@ -16,8 +16,8 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Iterator, Sequence
 
-from phenoflow.contract import ALL_TOPICS, RAW_TOPICS
-from phenoflow.errors import UserError
+from phenoflow.core.contract import ALL_TOPICS, RAW_TOPICS
+from phenoflow.core.errors import UserError
 
 #: File stem → short topic. Raw topics use the bare sensor name; any contract topic
 #: name also works as a stem (``events.anomaly.jsonl``).
@@ -120,9 +120,17 @@ def read_csv(path: Path, required: Sequence[str], how_to_fix: str) -> tuple[list
     return columns, rows
 
 
-def read_labels_file(path: Path) -> dict[str, list[date]]:
+def read_labels(path: Path) -> dict[str, list[date]]:
     """``labels.csv`` (participant, relapse_date YYYY-MM-DD; one row per relapse) → participant →
-    sorted unique relapse dates. A row with an empty date lists a participant without relapse ([])."""
+    sorted unique relapse dates. A row with an empty date lists a participant without relapse ([]).
+
+    ``path`` is the file, or a cohort directory: then its ``labels.csv``, and {} when it has none.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "labels.csv"
+        if not path.exists():
+            return {}
     _, rows = read_csv(
         path, ("participant", "relapse_date"),
         "write labels.csv with columns participant,relapse_date (YYYY-MM-DD, one row per relapse)",
@@ -139,9 +147,3 @@ def read_labels_file(path: Path) -> dict[str, list[date]]:
             except ValueError:
                 raise UserError(f"{path} line {n}: relapse_date {text!r} is not YYYY-MM-DD — fix the date") from None
     return {p: sorted(d) for p, d in dates.items()}
-
-
-def read_labels(directory: Path) -> dict[str, list[date]]:
-    """A cohort directory's ``labels.csv`` ({} when the cohort has none)."""
-    path = directory / "labels.csv"
-    return read_labels_file(path) if path.exists() else {}

@@ -20,11 +20,11 @@ from typing import Callable, Iterator, NamedTuple
 
 import msgspec
 
-from phenoflow.config import Settings
-from phenoflow.connectors import kafka_io
+from phenoflow.core.config import Settings
+from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.connectors.cohort import CohortFile, cohort_files, read_lines
-from phenoflow.contract import Accelerometer, DeadLetter, decode, event_time
-from phenoflow.errors import UserError
+from phenoflow.core.contract import Accelerometer, DeadLetter, decode, event_time
+from phenoflow.core.errors import UserError
 
 
 class _Head(msgspec.Struct, forbid_unknown_fields=False):

@@ -16,9 +16,9 @@ from typing import BinaryIO, Callable
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError
 
-from phenoflow.config import Settings
-from phenoflow.connectors import kafka_io
-from phenoflow.errors import UserError
+from phenoflow.core.config import Settings
+from phenoflow.connectors.kafka import clients as kafka_io
+from phenoflow.core.errors import UserError
 
 
 @dataclass

@@ -5,7 +5,7 @@ Entry point for ``python -m bytewax.run``::
     python -m bytewax.run "phenoflow.flows.pipeline:get_flow('hourly,rhythm,score', True)" -w 2
 
 Settings come from ``PHENOFLOW_*`` environment variables or ``PHENOFLOW_CONFIG``
-(see :mod:`phenoflow.config`), so every process of a cluster builds the same
+(see :mod:`phenoflow.core.config`), so every process of a cluster builds the same
 flow. Any contiguous run of stages can run in one dataflow; the first stage
 reads its input topic, every stage also writes its own output topic, so the
 stages can equally run as separate processes connected by Kafka.
@@ -18,18 +18,19 @@ import gc
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
-from phenoflow import metrics
-from phenoflow.config import Settings, load_settings
-from phenoflow.connectors.kafka_sink import DeliveringKafkaSink
-from phenoflow.connectors.kafka_source import PartitionGroupSource
-from phenoflow.contract import (
+from phenoflow.core import telemetry as metrics
+from phenoflow.core.config import Settings, load_settings
+from phenoflow.connectors.kafka.sink import DeliveringKafkaSink
+from phenoflow.connectors.kafka.source import PartitionGroupSource
+from phenoflow.core.contract import (
     DeadLetter,
     HourlyFeatures,
     RhythmDaily,
     Survey,
 )
-from phenoflow.errors import UserError
+from phenoflow.core.errors import UserError
 from phenoflow.flows import stages as st
+from phenoflow.flows.score_stage import load_scorer, score_streams
 from phenoflow.flows.wiring import decoder, to_sink
 
 STAGES: tuple[str, ...] = ("hourly", "rhythm", "score")
@@ -71,7 +72,6 @@ def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool =
     scorer = None
     score_input = "rhythm.daily"
     if "score" in stages:
-        from phenoflow.flows.scoring import load_scorer
 
         scorer = load_scorer(settings)  # fail fast on a missing or bad model, before any I/O
         score_input = "features.hourly" if scorer.input_kind == "hourly" else "rhythm.daily"
@@ -112,7 +112,7 @@ def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool =
         else:
             days = rhythm if rhythm is not None else only("rhythm_in", RhythmDaily)
         surveys = only("surveys", Survey)
-        for short, stream in st.score_stage(days, surveys, settings, scorer).items():
+        for short, stream in score_streams(days, surveys, settings, scorer).items():
             outputs.append(op.map(f"{short.replace('.', '_')}_sink", stream, to_sink(settings, short)))
 
     merged = op.merge("outputs", *outputs)

@@ -1,6 +1,6 @@
 """Bytewax recovery set-up for ``phenoflow run --recovery DIR``.
 
-The flow's Kafka source (connectors/kafka_source.py) keeps its offsets only in
+The flow's Kafka source (connectors/kafka/source.py) keeps its offsets only in
 recovery snapshots, so a flow without recovery starts again from the beginning
 of its topics on restart.
 """
@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from phenoflow.errors import UserError
+from phenoflow.core.errors import UserError
 
 #: Seconds between state snapshots; on resume at most this much input is re-read.
 SNAPSHOT_INTERVAL_S = 10

@@ -1,7 +1,7 @@
 """PyTorch anomaly models (Adler et al., JMIR mHealth 2020) and their training loop.
 
 Training-only: this module imports torch (the optional ``train`` extra); the
-runtime scores the exported ONNX file with onnxruntime (operators/scoring.py).
+runtime scores the exported ONNX file with onnxruntime (operators/scoring/reconstruction.py).
 
 - :class:`DenseAutoencoder` — the seed's fully connected autoencoder, 2 encoder
   + 2 decoder layers: in → hidden → bottleneck → hidden → in, ReLU between

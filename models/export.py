@@ -19,7 +19,7 @@ import onnx
 import torch
 from torch import nn
 
-from phenoflow.errors import UserError
+from phenoflow.core.errors import UserError
 
 OPSET = 17
 INPUT_NAME = "x"

@@ -4,7 +4,7 @@ Adler et al. (JMIR mHealth 2020): the autoencoder learns what a participant-day
 (or -hour) of relative health looks like; the 30 days before a known relapse
 ("near relapse", NR30) are excluded from training when labels are given. One
 population model is trained; per-participant calibration happens at scoring
-time (operators/calibration.py); its threshold factor κ is measured on the
+time (operators/scoring/calibration.py); its threshold factor κ is measured on the
 training days and stored in the model. Feature preparation is documented in
 models/README.md ("Inputs"). torch is imported lazily: importing this module
 does not need the ``train`` extra, calling the training functions does.
@@ -27,9 +27,11 @@ import msgspec
 import numpy as np
 
 import phenoflow
-from phenoflow.errors import UserError
-from phenoflow.operators.calibration import CalibrationConfig, estimate_threshold_factor
-from phenoflow.operators.scoring import (
+from phenoflow.connectors.cohort import read_labels
+from phenoflow.core.errors import UserError
+from phenoflow.core.timebase import local_day_iso
+from phenoflow.operators.scoring.calibration import CalibrationConfig, estimate_threshold_factor
+from phenoflow.operators.scoring.reconstruction import (
     METADATA_FORMAT,
     SEQ_LEN,
     FeatureSpec,
@@ -39,7 +41,6 @@ from phenoflow.operators.scoring import (
     _features_of,
     group_hours_by_day,
     hourly_sequences,
-    local_day_of_hour,
     raw_matrix,
 )
 
@@ -80,14 +81,6 @@ class TrainSummary:
     seed: int
     hidden: int
     seconds: float
-
-
-def read_labels(path: str | Path) -> dict[str, list[date]]:
-    """labels.csv (columns ``participant``, ``relapse_date`` YYYY-MM-DD) → {participant: dates},
-    participants with at least one relapse only."""
-    from phenoflow.connectors.cohort import read_labels_file
-
-    return {p: d for p, d in read_labels_file(Path(path)).items() if d}
 
 
 def is_near_relapse(day: date, relapses: Iterable[date], days: int = NEAR_RELAPSE_DAYS) -> bool:
@@ -206,7 +199,7 @@ def data_sha256(records: Iterable[Any], labels: Mapping[str, Sequence[date]] | N
 def _day_of(rec: Any, input_kind: str) -> str:
     if input_kind == "rhythm":
         return str(_field(rec, "day"))
-    return local_day_of_hour(_field(rec, "hour_start"), _field(rec, "utc_offset_min"))
+    return local_day_iso(_field(rec, "hour_start"), _field(rec, "utc_offset_min"))
 
 
 def _split_days(
@@ -397,7 +390,7 @@ def _threshold_factor(path: Path, records: Sequence[Any],
 
 def rhythm_from_hourly(hourly: Iterable[Any]) -> list[Any]:
     """HourlyFeatures (per participant, hour order) → RhythmDaily records, one state per participant."""
-    from phenoflow.operators.rhythm_daily import RhythmState
+    from phenoflow.operators.rhythm.state import RhythmState
 
     states: dict[str, Any] = {}
     out: list[Any] = []
@@ -414,7 +407,7 @@ def rhythm_from_hourly(hourly: Iterable[Any]) -> list[Any]:
 
 def load_topic_dump(path: Path, input_kind: InputKind) -> list[Any]:
     """JSON lines of ``rhythm.daily`` / ``features.hourly`` values → contract records."""
-    from phenoflow.contract import DeadLetter, decode
+    from phenoflow.core.contract import DeadLetter, decode
 
     topic = "rhythm.daily" if input_kind == "rhythm" else "features.hourly"
     out: list[Any] = []
@@ -448,7 +441,7 @@ def train_from_cohort(
     """``phenoflow train COHORT_OR_TOPIC --out FILE``: features offline, then :func:`train_model`.
 
     ``cohort_dir`` is a cohort directory (raw logs; hourly features are computed
-    with ``phenoflow.offline`` and rhythm statistics with ``RhythmState``; its
+    with ``phenoflow.offline.features`` and rhythm statistics with ``RhythmState``; its
     labels.csv, if present, excludes NR30 days) or a JSON-lines dump of the
     ``rhythm.daily`` / ``features.hourly`` topic. ``labels`` overrides labels.csv.
     """
@@ -461,7 +454,7 @@ def train_from_cohort(
         say(f"reading {src}")
         records = load_topic_dump(src, input_kind)
     else:
-        from phenoflow.offline import hourly_features_from_cohort
+        from phenoflow.offline.features import hourly_features_from_cohort
 
         say("computing hourly features")
         hourly = hourly_features_from_cohort(src)
@@ -471,8 +464,10 @@ def train_from_cohort(
         else:
             records = list(hourly)
     label_path = Path(labels) if labels is not None else (src / "labels.csv" if src.is_dir() else None)
-    label_map = read_labels(label_path) if label_path is not None and (
-        labels is not None or label_path.exists()) else None
+    label_map = None
+    if label_path is not None and (labels is not None or label_path.exists()):
+        # participants without a relapse add nothing to exclude (and keep the data hash as before)
+        label_map = {p: d for p, d in read_labels(label_path).items() if d}
     say(f"training on {len(records)} records")
     return train_model(records, label_map, out, input_kind=input_kind, model_kind=model_kind,
                        hidden=hidden, seed=seed, max_epochs=max_epochs, patience=patience)

@@ -1,5 +1,5 @@
 """``python -m phenoflow`` = the ``phenoflow`` command."""
 
-from phenoflow.cli import main
+from phenoflow.cli.main import main
 
 main()

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from phenoflow.config import Settings, load_settings
+from phenoflow.core.config import Settings, load_settings
 from phenoflow.connectors.broker import EmbeddedBroker
 
 

@@ -1,0 +1,1 @@
+"""Kafka clients: admin and producer helpers, the flows' partition source and delivering sink."""

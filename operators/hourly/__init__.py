@@ -1,0 +1,1 @@
+"""Hourly behaviour features per participant (Adler et al. 2020): aggregation, imputation, sleep."""

@@ -1,0 +1,1 @@
+"""Significant places per participant: DBSCAN over the location history, place time and distance."""

@@ -1,0 +1,149 @@
+"""Per-participant streaming state of the ``rhythm.daily`` stage.
+
+:class:`RhythmState` keeps the last 14 local days of hourly feature vectors of one
+participant and, when a local day closes, emits that day's rolling rhythm statistics
+(:func:`phenoflow.operators.rhythm.statistics.rhythm_features`, the same function the offline
+``phenoflow rhythm`` command uses). Pure Python/numpy: the Bytewax flow only wires it
+(``stateful_map`` keyed by participant) and calls :meth:`RhythmState.flush` at the
+end of a finite input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Sequence
+
+import numpy as np
+
+from phenoflow.core.contract import HourlyFeatures, RhythmDaily
+from phenoflow.core.state import PickleSnapshot
+from phenoflow.core.timebase import day_iso, local_day_hour
+
+from .statistics import (
+    CONTINUOUS_MODALITIES,
+    DEFAULT_MIN_COVERAGE,
+    DEFAULT_MODALITIES,
+    RHYTHM_PERIODS_H,
+    SAMPEN_TAUS,
+    WINDOWS_DAYS,
+    rhythm_features,
+)
+
+__all__ = ["RhythmState"]
+
+class RhythmState(PickleSnapshot):
+    """Rolling 14-day hourly buffer of one participant → :class:`RhythmDaily` per local day.
+
+    * Buffer: ``float64`` array (days, 24, modalities), the last row being the open
+      (newest) local day; NaN marks a missing hour — no record, a feature absent or
+      ``None`` in the record, or the whole hour imputed (``filled == 1.0``, a type-2
+      hour counts as missing, DESIGN.md). ~30 KB for the 11 default modalities.
+    * A record's local day and hour: ``hour_start + utc_offset_min``.
+    * :meth:`update` writes the record's hour; when a record of a later local day
+      arrives, the open day closes and its statistics are returned (windows: that day
+      and the w−1 days before it). :meth:`flush` closes the open day at end of input.
+    * A day is emitted only if at least one modality had a present hour that day.
+    * A record for an already closed day still inside the buffer is written (later
+      windows see it) but that day is not re-emitted; older records are dropped. Both
+      are counted in ``late``. A repeated hour overwrites the earlier value (e.g. the
+      repeated local hour when clocks fall back).
+    """
+
+    def __init__(
+        self,
+        participant: str,
+        modalities: Sequence[str] = DEFAULT_MODALITIES,
+        *,
+        continuous: Collection[str] = CONTINUOUS_MODALITIES,
+        windows: Sequence[int] = WINDOWS_DAYS,
+        periods: Sequence[int] = RHYTHM_PERIODS_H,
+        taus: Sequence[int] = SAMPEN_TAUS,
+        min_coverage: float = DEFAULT_MIN_COVERAGE,
+    ) -> None:
+        self.participant = participant
+        self.modalities = tuple(modalities)
+        self.continuous = tuple(m for m in self.modalities if m in set(continuous))
+        self.windows = tuple(int(w) for w in windows)
+        self.periods = tuple(periods)
+        self.taus = tuple(taus)
+        self.min_coverage = float(min_coverage)
+        self.span = max(self.windows)
+        self.buffer = np.full((self.span, 24, len(self.modalities)), np.nan)
+        self.open_day: int | None = None
+        self.utc_offset_min: int | None = None
+        self.dirty = False  # the open day received a present value since its last emission
+        self.late = 0
+
+    def update(self, record: HourlyFeatures) -> list[RhythmDaily]:
+        """Add one hourly record; return the day(s) this closes (0 or 1 items)."""
+        day, hour = local_day_hour(record.hour_start, record.utc_offset_min)
+        out: list[RhythmDaily] = []
+        if self.open_day is None:
+            self.open_day = day
+        if day > self.open_day:
+            out = self._close()
+            self._advance(day - self.open_day)
+            self.open_day = day
+            self.utc_offset_min = None
+        row = self.span - 1 - (self.open_day - day)
+        if row < 0:
+            self.late += 1
+            return out
+        if day < self.open_day:
+            self.late += 1
+        values = self._values(record)
+        self.buffer[row, hour, :] = values
+        if row == self.span - 1:
+            self.utc_offset_min = record.utc_offset_min
+            if not np.isnan(values).all():
+                self.dirty = True
+        return out
+
+    def update_batch(self, records: Iterable[HourlyFeatures], now: float | None = None) -> list[RhythmDaily]:
+        """:meth:`update` for each record in order; the days they close."""
+        return [day for record in records for day in self.update(record)]
+
+    def flush(self) -> list[RhythmDaily]:
+        """Close the open day at the end of input (emits it if it has data)."""
+        return self._close()
+
+    def _values(self, record: HourlyFeatures) -> np.ndarray:
+        if record.filled >= 1.0:
+            return np.full(len(self.modalities), np.nan)
+        feats = record.features
+        vals = np.full(len(self.modalities), np.nan)
+        for i, name in enumerate(self.modalities):
+            v = feats.get(name)
+            if v is not None and math.isfinite(v):
+                vals[i] = v
+        return vals
+
+    def _advance(self, n_days: int) -> None:
+        if n_days >= self.span:
+            self.buffer.fill(np.nan)
+            return
+        self.buffer[:-n_days] = self.buffer[n_days:]
+        self.buffer[-n_days:] = np.nan
+
+    def _close(self) -> list[RhythmDaily]:
+        if self.open_day is None or not self.dirty:
+            return []
+        self.dirty = False
+        features, coverage = rhythm_features(
+            self.buffer,
+            self.modalities,
+            continuous=self.continuous,
+            windows=self.windows,
+            periods=self.periods,
+            taus=self.taus,
+            min_coverage=self.min_coverage,
+        )
+        return [
+            RhythmDaily(
+                participant=self.participant,
+                utc_offset_min=self.utc_offset_min,
+                day=day_iso(self.open_day),
+                features=features,
+                coverage=coverage,
+            )
+        ]

@@ -1,0 +1,1 @@
+"""Anomaly scoring: ONNX reconstruction errors, per-participant Mahalanobis calibration and thresholds."""

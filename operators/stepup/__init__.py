@@ -1,0 +1,1 @@
+"""Step-up (deterioration) events: WHO-5 levels (Buda et al. 2022) and passive risk tiers."""

@@ -1,0 +1,1 @@
+"""The ``phenoflow`` command line: :mod:`~phenoflow.cli.main` is the entry point."""

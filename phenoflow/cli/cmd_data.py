@@ -1,0 +1,138 @@
+"""Commands that move data: ``broker``, ``simulate``, ``replay``, ``subscribe``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from phenoflow.cli.app import BootstrapOpt, ConfigOpt, app, err, out, settings_from_flags
+from phenoflow.core.errors import UserError
+
+
+@app.command()
+def broker(
+    port: int = typer.Option(9092, help="TCP port on 127.0.0.1."),
+    log_file: Optional[Path] = typer.Option(None, help="Write the broker's own log here."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, in memory) in the foreground."""
+    import signal
+    import time
+
+    from phenoflow.connectors.broker import EmbeddedBroker
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # The broker runs in its own session (Ctrl-C reaches us, not it), so stop it on SIGTERM too.
+    signal.signal(signal.SIGTERM, _stop)
+
+    from phenoflow.connectors.kafka.clients import ensure_topics
+    from phenoflow.core.contract import ALL_TOPICS
+
+    with EmbeddedBroker(port=port, log_file=log_file) as b:
+        settings = settings_from_flags(b.bootstrap, config)
+        ensure_topics(settings, ALL_TOPICS)
+        err.print(f"embedded broker listening on [bold]{b.bootstrap}[/] (in memory; Ctrl-C stops it); "
+                  f"created {len(ALL_TOPICS)} topics {settings.topic_prefix}* with {settings.partitions} partitions")
+        try:
+            while b.process is not None and b.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            err.print("stopping broker")
+            return
+    raise UserError("the embedded broker stopped unexpectedly — run `phenoflow broker --log-file F` to see why")
+
+
+@app.command()
+def simulate(
+    out_dir: Path = typer.Option(..., "--out", help="Cohort directory to write."),
+    participants: int = typer.Option(20, help="Number of participants."),
+    days: int = typer.Option(60, help="Days of data per participant."),
+    seed: int = typer.Option(0, help="Random seed (same seed → identical files)."),
+    relapse_share: float = typer.Option(0.3, help="Share of participants who relapse (1–3 relapses each)."),
+    accel_hz: Optional[float] = typer.Option(None, help="Accelerometer sampling rate, Hz (default: see README)."),
+    gzip_accelerometer: bool = typer.Option(False, "--gzip", help="Write accelerometer.jsonl.gz."),
+    signature_strength: float = typer.Option(1.0, help="Scale of the pre-relapse signature (0 = none)."),
+    missing_min: float = typer.Option(0.1, help="Smallest per-participant share of hours with no data."),
+    missing_max: float = typer.Option(0.3, help="Largest per-participant share of hours with no data."),
+) -> None:
+    """Write a simulated CrossCheck-style cohort in the replay format.
+
+    The accelerometer is duty-cycled by default (a 10-s burst at 1 Hz every
+    5 min) to keep cohorts small; the seed's phones sampled 50–100 Hz.
+    """
+    from phenoflow.simulate.cohort import simulate_cohort
+
+    kwargs = {} if accel_hz is None else {"accel_hz": accel_hz}
+    with err.status("simulating cohort…") as status:
+        summary = simulate_cohort(out_dir, participants, days, seed, relapse_share=relapse_share,
+                                  gzip_accelerometer=gzip_accelerometer, signature_strength=signature_strength,
+                                  missing_share=(missing_min, missing_max),
+                                  progress=lambda done, total: status.update(f"simulating cohort… {done}/{total}"),
+                                  **kwargs)
+    err.print(f"wrote cohort to {out_dir}: {summary}")
+
+
+@app.command()
+def replay(
+    directory: Path = typer.Argument(..., help="Cohort directory (or a folder of subscribe dumps)."),
+    bootstrap: Optional[str] = BootstrapOpt,
+    speed: float = typer.Option(0.0, help="0 = as fast as possible; X = X times real time."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Produce a cohort's files to their topics, merged in event-time order."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    from phenoflow.connectors.cohort import cohort_files
+    from phenoflow.connectors.replay import replay as do_replay
+
+    settings = settings_from_flags(bootstrap, config)
+    total = sum(f.size() for f in cohort_files(directory))
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("replaying", total=total)
+        summary = do_replay(directory, settings, speed=speed, progress=lambda n: bar.advance(task, n))
+    for topic, n in summary.sent.items():
+        bad = summary.malformed.get(topic, 0)
+        note = f"  ({bad} malformed → will be dead-lettered)" if bad else ""
+        out.print(f"{settings.topic(topic):<40} {n:>10,}{note}")
+    out.print(f"{'total':<40} {summary.total:>10,} messages in {summary.seconds:.1f} s "
+              f"({summary.rate:,.0f} msg/s; {summary.accelerometer_samples:,} accelerometer samples)")
+
+
+@app.command()
+def subscribe(
+    topic: str = typer.Argument(..., help="Short topic name, e.g. events.anomaly."),
+    bootstrap: Optional[str] = BootstrapOpt,
+    from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at the oldest message."),
+    limit: Optional[int] = typer.Option(None, help="Stop after N messages."),
+    timeout: Optional[float] = typer.Option(None, help="Stop after S seconds without a new message."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write JSON lines here instead of stdout."),
+    group: Optional[str] = typer.Option(None, help="Consumer group (default: none; read by partition)."),
+    dedupe: bool = typer.Option(False, "--dedupe", help="Drop records re-sent after a recovery (same event_id, or same participant-hour/day)."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Write a topic's values as JSON lines (the replay format)."""
+    from phenoflow.connectors.subscribe import subscribe as do_subscribe
+
+    settings = settings_from_flags(bootstrap, config)
+    if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(out_file, "wb") as fh, err.status(f"reading {settings.topic(topic)}…") as status:
+            seen = [0]
+
+            def tick(n: int) -> None:
+                seen[0] += n
+                status.update(f"reading {settings.topic(topic)}… {seen[0]:,} messages")
+
+            summary = do_subscribe(settings, topic, fh, from_beginning=from_beginning, limit=limit,
+                                   timeout=timeout, group=group, dedupe=dedupe, on_message=tick)
+        dropped = f" ({summary.duplicates:,} duplicates dropped)" if dedupe else ""
+        err.print(f"wrote {summary.messages:,} messages to {out_file}{dropped}")
+    else:
+        do_subscribe(settings, topic, sys.stdout.buffer, from_beginning=from_beginning, limit=limit,
+                     timeout=timeout, group=group, dedupe=dedupe)

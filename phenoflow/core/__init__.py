@@ -1,0 +1,1 @@
+"""What every layer shares: the event contract, settings, errors, telemetry, time base, ids."""

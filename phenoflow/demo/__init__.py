@@ -1,0 +1,1 @@
+"""`phenoflow demo`: the whole pipeline on a simulated cohort in one command."""

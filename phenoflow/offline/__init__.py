@@ -1,0 +1,1 @@
+"""Batch computation without Kafka: hourly features from a cohort directory, rhythm statistics from a CSV."""

@@ -1,0 +1,1 @@
+"""Self-contained HTML, Markdown and CSV reports of evaluations and audits."""

@@ -1,0 +1,1 @@
+"""A CrossCheck-style simulated cohort in the replay format (profiles → behaviour timeline → sensors → files)."""
