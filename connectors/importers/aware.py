@@ -109,9 +109,9 @@ class _Ids:
     def __init__(self, table: Table, participant: str | None) -> None:
         cols = table.columns
         if "timestamp" in cols:
-            self.time, self.scale = cols["timestamp"], 1e-3  # ms
+            self.time, self.div = cols["timestamp"], 1000.0  # ms
         elif "time" in cols:
-            self.time, self.scale = cols["time"], 1.0  # niimpy: s
+            self.time, self.div = cols["time"], 1.0  # niimpy: s
         else:
             raise UserError(f"{table.path}: no timestamp column (AWARE: timestamp in ms; niimpy: time in s) "
                             "— export the table with its time column")
@@ -150,7 +150,7 @@ def _zones(path: Path, participant: str | None, report: ImportReport) -> dict[st
             report.drop("timezone", "timezone is not an IANA zone name")
             continue
         raw = ids.fixed if ids.col is None else row[ids.col]
-        changes.setdefault(raw, []).append((t * ids.scale, name))
+        changes.setdefault(raw, []).append((t / ids.div, name))
         report.mapped("timezone")
     out = {}
     for raw, items in changes.items():
@@ -216,7 +216,7 @@ def read_aware(src: Path, *, pseudonym: Pseudonym, report: ImportReport,
         if table is None:
             continue
         ids = _Ids(table, participant)
-        unit = "timestamp ms ÷ 1000 → s" if ids.scale != 1 else "time in s (niimpy layout), unchanged"
+        unit = "timestamp ms ÷ 1000 → s" if ids.div != 1 else "time in s (niimpy layout), unchanged"
         report.conversions[name] = unit + {
             "accelerometer": "; double_values_0..2 in m/s² (AWARE's unit), unchanged",
             "screen": "; screen_status 2 (locked) → off",
@@ -252,7 +252,7 @@ def _events(table: Table, ids: _Ids, name: str, topic: str, report: ImportReport
         if t is None:
             report.drop(name, "timestamp not a number")
             continue
-        ts = t * ids.scale
+        ts = t / ids.div
         if not ts_ok(ts):
             report.drop(name, "timestamp outside 2000–2100 (wrong unit or broken clock)")
             continue
@@ -317,7 +317,7 @@ def _accelerometer(table: Table, ids: _Ids, name: str, report: ImportReport,
     """Samples (m/s², AWARE's unit: no conversion) grouped into chunks of consecutive samples."""
     c = table.columns
     ix, iy, iz = c["double_values_0"], c["double_values_1"], c["double_values_2"]
-    it, ip, fixed, width, scale = ids.time, ids.col, ids.fixed, ids.width, ids.scale
+    it, ip, fixed, width, div = ids.time, ids.col, ids.fixed, ids.width, ids.div
     chunker = AccelChunker()
     read = mapped = 0
     last_raw, pid, off_of = None, "", offset_fn("")
@@ -328,7 +328,7 @@ def _accelerometer(table: Table, ids: _Ids, name: str, report: ImportReport,
             drop(name, "row has a different number of fields than the header")
             continue
         try:
-            ts = float(row[it]) * scale
+            ts = float(row[it]) / div
             x, y, z = float(row[ix]), float(row[iy]), float(row[iz])
         except ValueError:
             drop(name, "timestamp or double_values_0..2 not a number")
