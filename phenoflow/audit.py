@@ -139,7 +139,8 @@ def audit_dir(
         ("participant",),
         "write participants.csv with a participant column and one column per attribute (age_band, gender, …)",
     )
-    attributes = [c for c in columns if c != "participant"]
+    # timezone (IANA name, for local time) is a setting, not a demographic attribute.
+    attributes = [c for c in columns if c not in ("participant", "timezone")]
     if not attributes:
         raise UserError(f"{Path(dir) / 'participants.csv'} has no attribute column — add e.g. age_band, gender, employment")
     notes: list[str] = []

@@ -129,6 +129,9 @@ def test_audit_user_errors(tmp_path: Path) -> None:
     (tmp_path / "participants.csv").write_text("participant\nA\n")
     with pytest.raises(UserError, match="no attribute column"):
         audit_dir(tmp_path)
+    (tmp_path / "participants.csv").write_text("participant,timezone\nA,Europe/London\n")
+    with pytest.raises(UserError, match="no attribute column"):
+        audit_dir(tmp_path)
     (tmp_path / "participants.csv").write_text("participant,gender\nA,f\nA,m\n")
     with pytest.raises(UserError, match="listed twice"):
         audit_dir(tmp_path)
