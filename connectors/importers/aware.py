@@ -55,6 +55,7 @@ from phenoflow.connectors.importers.rows import (
     AccelChunker, Table, accel_ok, number, open_table, table_files, table_stem, ts_ok,
 )
 from phenoflow.connectors.zones import ZoneOffsets, load_zone
+from phenoflow.contract import ACCEL_MAX, TS_MAX, TS_MIN
 from phenoflow.errors import UserError
 
 __all__ = ["read_aware"]
@@ -222,7 +223,7 @@ def read_aware(src: Path, *, pseudonym: Pseudonym, report: ImportReport,
             "screen": "; screen_status 2 (locked) → off",
         }.get(name, "")
         if name == "accelerometer":
-            yield from _accelerometer(table, ids, name, report, pid_of, offset_fn)
+            yield from _accelerometer(table, ids, name, report, pid_of, offset_fn, set(zones))
         else:
             yield from _events(table, ids, name, topic, report, pid_of, offset_fn, pseudonym)
     report.participants = len(ids_seen)
@@ -313,14 +314,16 @@ def _events(table: Table, ids: _Ids, name: str, topic: str, report: ImportReport
 
 def _accelerometer(table: Table, ids: _Ids, name: str, report: ImportReport,
                    pid_of: Callable[[str], str], offset_fn: Callable[[str], Callable[[float], int | None]],
-                   ) -> Iterator[tuple[str, dict[str, Any]]]:
+                   zoned: set[str]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Samples (m/s², AWARE's unit: no conversion) grouped into chunks of consecutive samples."""
     c = table.columns
     ix, iy, iz = c["double_values_0"], c["double_values_1"], c["double_values_2"]
     it, ip, fixed, width, div = ids.time, ids.col, ids.fixed, ids.width, ids.div
     chunker = AccelChunker()
+    add = chunker.add
     read = mapped = 0
-    last_raw, pid, off_of = None, "", offset_fn("")
+    last_raw: str | None = None
+    pid, off_of = "", None
     drop = report.drop
     for row in table.rows:
         read += 1
@@ -333,20 +336,20 @@ def _accelerometer(table: Table, ids: _Ids, name: str, report: ImportReport,
         except ValueError:
             drop(name, "timestamp or double_values_0..2 not a number")
             continue
-        if not ts_ok(ts):
+        if not TS_MIN <= ts <= TS_MAX:
             drop(name, "timestamp outside 2000–2100 (wrong unit or broken clock)")
             continue
-        if not accel_ok(x, y, z):  # also false for NaN
-            drop(name, "axis value not finite or beyond ±500 m/s²")
+        if not (-ACCEL_MAX <= x <= ACCEL_MAX and -ACCEL_MAX <= y <= ACCEL_MAX and -ACCEL_MAX <= z <= ACCEL_MAX):
+            drop(name, "axis value not finite or beyond ±500 m/s²")  # NaN fails every comparison
             continue
         raw = fixed if ip is None else row[ip]
         if raw != last_raw:
             if not raw:
                 drop(name, "empty participant id")
                 continue
-            last_raw, pid, off_of = raw, pid_of(raw), offset_fn(raw)
+            last_raw, pid, off_of = raw, pid_of(raw), (offset_fn(raw) if raw in zoned else None)
         mapped += 1
-        done = chunker.add(pid, off_of(ts), ts, x, y, z)
+        done = add(pid, None if off_of is None else off_of(ts), ts, x, y, z)
         if done is not None:
             yield "raw.accelerometer", done
     done = chunker.flush()

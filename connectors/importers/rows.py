@@ -75,26 +75,34 @@ def open_table(path: Path, required: Sequence[str], fix: str) -> Table | None:
     return Table(path, columns, _rows(path, reader, text))
 
 
+_READ_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError, csv.Error)
+
+
+def _user_error(path: Path, exc: BaseException) -> UserError:
+    """The one-line UserError for a read failure of ``path``."""
+    if isinstance(exc, UnicodeDecodeError):
+        return UserError(f"{path} is not UTF-8 text — export it as UTF-8 CSV")
+    if isinstance(exc, csv.Error):
+        return UserError(f"{path}: not valid CSV ({exc}) — fix or re-export the file")
+    return UserError(f"{path}: truncated or corrupt gzip ({exc}) — re-export the file (`gzip -t FILE` checks one)")
+
+
 def _guard(path: Path, step: Any) -> Any:
     try:
         return step()
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise UserError(f"{path}: truncated or corrupt gzip ({exc}) — re-export the file "
-                        "(`gzip -t FILE` checks one)") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text — export it as UTF-8 CSV") from None
-    except csv.Error as exc:
-        raise UserError(f"{path}: not valid CSV ({exc}) — fix or re-export the file") from None
+    except _READ_ERRORS as exc:
+        raise _user_error(path, exc) from None
 
 
 def _rows(path: Path, reader: Any, text: io.TextIOWrapper) -> Iterator[list[str]]:
+    # One try around the loop (not one per row): the consumer's own exceptions are not
+    # raised in here, only the reader's.
     try:
-        while True:
-            row = _guard(path, lambda: next(reader, None))
-            if row is None:
-                return
+        for row in reader:
             if row:
                 yield row
+    except _READ_ERRORS as exc:
+        raise _user_error(path, exc) from None
     finally:
         text.close()
 
@@ -125,7 +133,9 @@ class AccelChunker:
 
     def __init__(self, max_samples: int = MAX_CHUNK) -> None:
         self.max = max_samples
-        self._key: tuple[str, int | None, int] | None = None
+        self._pid = ""
+        self._off: int | None = None
+        self._hour = -math.inf
         self._last = -math.inf
         self.ts: list[float] = []
         self.x: list[float] = []
@@ -134,11 +144,13 @@ class AccelChunker:
 
     def add(self, pid: str, off: int | None, ts: float, x: float, y: float, z: float) -> dict[str, Any] | None:
         """Add one sample (m/s²); return the chunk it closed, if any."""
-        key = (pid, off, int(ts // 3600))
+        # Per-sample hot path (≈ 4 M calls for a 50-Hz day): plain comparisons, no tuples.
+        hour = ts // 3600.0
         out = None
-        if self.ts and (key != self._key or ts < self._last or len(self.ts) >= self.max):
+        if self.ts and (hour != self._hour or ts < self._last or pid != self._pid or off != self._off
+                        or len(self.ts) >= self.max):
             out = self.flush()
-        self._key, self._last = key, ts
+        self._pid, self._off, self._hour, self._last = pid, off, hour, ts
         self.ts.append(ts)
         self.x.append(x)
         self.y.append(y)
@@ -147,10 +159,10 @@ class AccelChunker:
 
     def flush(self) -> dict[str, Any] | None:
         """The open chunk as an event value (None if empty); starts a new one."""
-        if not self.ts or self._key is None:
+        if not self.ts:
             return None
-        pid, off, _ = self._key
-        value: dict[str, Any] = {"participant": pid, "ts": self.ts, "x": self.x, "y": self.y, "z": self.z}
+        off = self._off
+        value: dict[str, Any] = {"participant": self._pid, "ts": self.ts, "x": self.x, "y": self.y, "z": self.z}
         if off is not None:
             value["utc_offset_min"] = off
         self.ts, self.x, self.y, self.z = [], [], [], []
