@@ -68,10 +68,11 @@ def read_participant_zones(directory: Path) -> dict[str, ZoneOffsets]:
     path = Path(directory) / "participants.csv"
     if not path.exists():
         return {}
-    columns, rows = read_csv(path, ("participant",),
-                             "write participants.csv with a participant column (and optionally timezone)")
+    columns, rows = read_csv(path, (), "")
     if "timezone" not in columns:
-        return {}
+        return {}  # nothing to apply; other tools check the rest of the file
+    if "participant" not in columns:
+        raise UserError(f"{path} has a timezone column but no participant column — add the participant ids")
     zones: dict[str, ZoneOffsets] = {}
     by_name: dict[str, ZoneOffsets] = {}
     for n, row in enumerate(rows, start=2):

@@ -52,7 +52,7 @@ from typing import Any, Callable, Iterator
 
 from phenoflow.connectors.importers.report import ImportReport
 from phenoflow.connectors.importers.rows import (
-    AccelChunker, Table, accel_ok, number, open_table, table_files, table_stem, ts_ok,
+    AccelChunker, Table, number, open_table, table_files, table_stem, ts_ok,
 )
 from phenoflow.connectors.zones import ZoneOffsets, load_zone
 from phenoflow.contract import ACCEL_MAX, TS_MAX, TS_MIN

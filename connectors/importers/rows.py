@@ -22,7 +22,7 @@ from typing import Any, Iterator, Sequence
 from phenoflow.contract import ACCEL_MAX, MAX_CHUNK, TS_MAX, TS_MIN
 from phenoflow.errors import UserError
 
-__all__ = ["AccelChunker", "Table", "number", "open_table", "table_files", "ts_ok"]
+__all__ = ["G", "AccelChunker", "Table", "accel_ok", "number", "open_table", "table_files", "table_stem", "ts_ok"]
 
 #: Standard gravity, m/s² per g (CGPM 1901; ISO 80000-3).
 G = 9.80665

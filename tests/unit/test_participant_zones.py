@@ -59,6 +59,9 @@ def test_participants_csv_zone_column(tmp_path: Path) -> None:
         read_participant_zones(tmp_path)
     msg = str(exc.value)
     assert "participants.csv line 3" in msg and "Europe/Londn" in msg and "\n" not in msg
+    (tmp_path / "participants.csv").write_text("id,timezone\np1,Europe/London\n")
+    with pytest.raises(UserError, match="no participant column"):
+        read_participant_zones(tmp_path)
 
 
 def write_dst_cohort(path: Path) -> None:
