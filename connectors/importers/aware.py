@@ -156,7 +156,9 @@ def _zones(path: Path, participant: str | None, report: ImportReport) -> dict[st
     out = {}
     for raw, items in changes.items():
         items.sort()
-        out[raw] = ([t for t, _ in items], [cache[n] for _, n in items])  # type: ignore[misc]
+        # AWARE logs the zone periodically (hourly by default): keep only the changes.
+        kept = [it for i, it in enumerate(items) if i == 0 or it[1] != items[i - 1][1]]
+        out[raw] = ([t for t, _ in kept], [cache[n] for _, n in kept])  # type: ignore[misc]
     return out
 
 

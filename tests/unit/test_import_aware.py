@@ -19,7 +19,8 @@ import pytest
 
 from phenoflow.connectors.importers.aware import read_aware
 from phenoflow.connectors.importers.report import ImportReport
-from phenoflow.contract import MAX_CHUNK, DeadLetter, decode
+from phenoflow.connectors.importers.rows import AccelChunker
+from phenoflow.contract import MAX_CHUNK, MAX_MESSAGE_BYTES, DeadLetter, decode
 from phenoflow.errors import UserError
 from phenoflow.pseudonym import pseudonymize
 
@@ -222,3 +223,16 @@ def test_bad_zone_rows_are_dropped_and_folder_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no CSV tables"):
         run(tmp_path / "empty")
+
+
+def test_a_full_chunk_with_longest_float_texts_fits_one_message() -> None:
+    """10,000 samples whose numbers print as long as floats get stay under the 1-MiB cap."""
+    chunker = AccelChunker()
+    t0 = 1572048000.0199999
+    out = [chunker.add("p" * 21, -720, t0 + 0.02 * i, -1.2345678901234567e-05, -9.806650000000001,
+                       -123.45678901234567) for i in range(MAX_CHUNK + 1)]
+    chunk = next(c for c in out if c is not None)
+    assert len(chunk["ts"]) == MAX_CHUNK
+    data = msgspec.json.encode(chunk)
+    assert len(data) < MAX_MESSAGE_BYTES
+    assert not isinstance(decode("raw.accelerometer", None, data), DeadLetter)
