@@ -23,10 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from phenoflow.core.config import load_settings, settings_env
 from phenoflow.connectors.broker import EmbeddedBroker, free_port
 from phenoflow.connectors.kafka.clients import ensure_topics
 from phenoflow.connectors.replay import replay
+from phenoflow.core.config import load_settings, settings_env
 from phenoflow.core.contract import ALL_TOPICS
 from phenoflow.simulate.cohort import simulate_cohort
 

@@ -23,10 +23,10 @@ import numpy as np
 
 import phenoflow.evaluation.evaluate as ev
 from phenoflow.connectors.cohort import read_labels
-from phenoflow.evaluation.dumps import load_cohort
-from phenoflow.reports.evaluation_report import write_evaluation_report
 from phenoflow.evaluation.detection import ThresholdChoice
+from phenoflow.evaluation.dumps import load_cohort
 from phenoflow.evaluation.synth import write_synthetic_cohort
+from phenoflow.reports.evaluation_report import write_evaluation_report
 
 
 def naive_best_threshold(nr30_scores: np.ndarray, drh_scores: np.ndarray) -> ThresholdChoice | None:

@@ -51,18 +51,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench_hourly_breakdown import breakdown, cross_check, profile_flow  # noqa: E402 (benchmarks/ is on sys.path)
+from bench_hourly_peers import (  # noqa: E402
+    HOURLY_INPUTS,
+    PLAIN_OUT,
+    QUIX_OUT,
+    Result,
+    run_plain,
+    run_quix,
+)
 from confluent_kafka import KafkaError, TopicPartition
 
-from phenoflow.core.config import Settings, load_settings
-from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.connectors.broker import EmbeddedBroker
+from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.connectors.replay import replay
+from phenoflow.core.config import Settings, load_settings
 from phenoflow.core.contract import ALL_TOPICS
 from phenoflow.flows.pipeline import build_flow
-
-from bench_hourly_breakdown import breakdown, cross_check, profile_flow  # noqa: E402 (benchmarks/ is on sys.path)
-from bench_hourly_peers import HOURLY_INPUTS, PLAIN_OUT, QUIX_OUT, Result, run_plain, run_quix  # noqa: E402
-
 
 # --- helpers ----------------------------------------------------------------------------
 

@@ -28,8 +28,8 @@ from typing import Any, Callable, Iterator
 
 from confluent_kafka import KafkaError, TopicPartition
 
-from phenoflow.core.config import Settings
 from phenoflow.connectors.kafka import clients as kafka_io
+from phenoflow.core.config import Settings
 from phenoflow.flows.pipeline import build_flow, input_topics
 
 HOURLY_INPUTS: tuple[str, ...] = input_topics(("hourly",))

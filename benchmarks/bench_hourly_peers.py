@@ -20,8 +20,8 @@ import msgspec
 import numpy as np
 from confluent_kafka import KafkaError, TopicPartition
 
-from phenoflow.core.config import Settings
 from phenoflow.connectors.kafka import clients as kafka_io
+from phenoflow.core.config import Settings
 from phenoflow.flows.pipeline import input_topics
 
 HOURLY_INPUTS: tuple[str, ...] = input_topics(("hourly",))

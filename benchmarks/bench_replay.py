@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from phenoflow.core.config import load_settings
-from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.connectors.broker import EmbeddedBroker
 from phenoflow.connectors.cohort import cohort_files, read_lines
+from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.connectors.replay import replay
+from phenoflow.core.config import load_settings
 from phenoflow.simulate.cohort import simulate_cohort
 
 

@@ -28,7 +28,10 @@ from phenoflow.operators.rhythm.entropy import (  # noqa: E402
     multiscale_sample_entropy,
     window_multiscale_sampen,
 )
-from phenoflow.operators.rhythm.periodogram import RHYTHM_PERIODS_H, periodogram_power_batch  # noqa: E402
+from phenoflow.operators.rhythm.periodogram import (  # noqa: E402
+    RHYTHM_PERIODS_H,
+    periodogram_power_batch,
+)
 from phenoflow.operators.rhythm.statistics import (  # noqa: E402
     DEFAULT_MODALITIES,
     SAMPEN_TAUS,

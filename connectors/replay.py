@@ -20,10 +20,18 @@ from typing import Callable, Iterator, NamedTuple
 
 import msgspec
 
-from phenoflow.core.config import Settings
-from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.connectors.cohort import CohortFile, cohort_files, read_lines
-from phenoflow.core.contract import Accelerometer, DeadLetter, decode, event_time
+from phenoflow.connectors.kafka import clients as kafka_io
+from phenoflow.connectors.zones import ZoneOffsets, localize, read_participant_zones
+from phenoflow.core.config import Settings
+from phenoflow.core.contract import (
+    RAW_TOPICS,
+    Accelerometer,
+    DeadLetter,
+    decode,
+    encode,
+    event_time,
+)
 from phenoflow.core.errors import UserError
 
 
@@ -52,7 +60,8 @@ class ReplayItem(NamedTuple):
     samples: int
 
 
-def _items(f: CohortFile, file_index: int, check: bool) -> Iterator[ReplayItem]:
+def _items(f: CohortFile, file_index: int, check: bool,
+           zones: dict[str, ZoneOffsets] | None = None) -> Iterator[ReplayItem]:
     last_ts = float("-inf")
     topic = f.topic
     for seq, line in enumerate(read_lines(f)):
@@ -60,6 +69,17 @@ def _items(f: CohortFile, file_index: int, check: bool) -> Iterator[ReplayItem]:
         key: bytes | None = None
         valid, samples = True, 0
         event = decode(topic, None, line) if check else None
+        zone = None
+        if zones and topic in RAW_TOPICS and event is not None and not isinstance(event, DeadLetter):
+            zone = zones.get(event.participant)  # type: ignore[attr-defined]
+        if zone is not None and event.utc_offset_min is None:  # type: ignore[union-attr]
+            # participants.csv names the zone: the event gets its offset at its own time.
+            for part in localize(event, zone):  # type: ignore[arg-type]
+                n = len(part.ts) if isinstance(part, Accelerometer) else 0
+                ts = part.ts[0] if isinstance(part, Accelerometer) else part.ts  # type: ignore[attr-defined]
+                last_ts = ts
+                yield ReplayItem(ts, file_index, seq, topic, part.participant.encode(), encode(part), True, n)
+            continue
         if event is not None and not isinstance(event, DeadLetter):
             # The contract decode already gives participant and event time; no second parse.
             key = event.participant.encode()
@@ -82,9 +102,14 @@ def _items(f: CohortFile, file_index: int, check: bool) -> Iterator[ReplayItem]:
         yield ReplayItem(ts, file_index, seq, topic, key, line, valid, samples)
 
 
-def merged(files: list[CohortFile], check: bool = True) -> Iterator[ReplayItem]:
-    """Items of all files in event-time order (ties: file order, then line order)."""
-    return heapq.merge(*(_items(f, i, check) for i, f in enumerate(files)))
+def merged(files: list[CohortFile], check: bool = True,
+           zones: dict[str, ZoneOffsets] | None = None) -> Iterator[ReplayItem]:
+    """Items of all files in event-time order (ties: file order, then line order).
+
+    ``zones`` (participant → zone, from participants.csv) gives events without
+    ``utc_offset_min`` their participant's offset (re-encoded; needs ``check``).
+    """
+    return heapq.merge(*(_items(f, i, check, zones) for i, f in enumerate(files)))
 
 
 @dataclass
@@ -123,6 +148,7 @@ def replay(
     if speed < 0:
         raise UserError(f"--speed {speed} is negative — use 0 (as fast as possible) or a factor > 0")
     files = cohort_files(directory, topics)
+    zones = read_participant_zones(directory)
     kafka_io.ensure_topics(settings, [f.topic for f in files])
     # Only failed deliveries call back: a Python callback per message costs ~10 % of the rate.
     prod = kafka_io.producer(settings, **{"delivery.report.only.error": True})
@@ -137,7 +163,7 @@ def replay(
     t_wall0 = time.perf_counter()
     t_event0: float | None = None
     since_progress = 0
-    for item in merged(files):
+    for item in merged(files, zones=zones):
         if speed > 0:
             if t_event0 is None:
                 t_event0 = item.ts

@@ -16,8 +16,8 @@ from typing import BinaryIO, Callable
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError
 
-from phenoflow.core.config import Settings
 from phenoflow.connectors.kafka import clients as kafka_io
+from phenoflow.core.config import Settings
 from phenoflow.core.errors import UserError
 
 

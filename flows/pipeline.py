@@ -18,10 +18,10 @@ import gc
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
-from phenoflow.core import telemetry as metrics
-from phenoflow.core.config import Settings, load_settings
 from phenoflow.connectors.kafka.sink import DeliveringKafkaSink
 from phenoflow.connectors.kafka.source import PartitionGroupSource
+from phenoflow.core import telemetry as metrics
+from phenoflow.core.config import Settings, load_settings
 from phenoflow.core.contract import (
     DeadLetter,
     HourlyFeatures,

@@ -12,9 +12,9 @@ from typing import Any, Callable, Union
 
 from bytewax.connectors.kafka import KafkaSinkMessage
 
+from phenoflow.connectors.kafka.source import RawMessage, SourceError
 from phenoflow.core import telemetry as metrics
 from phenoflow.core.config import Settings
-from phenoflow.connectors.kafka.source import RawMessage, SourceError
 from phenoflow.core.contract import DeadLetter, Event, dead_letter, decode, encode, event_time
 
 #: A decoded item keyed for the stateful steps: (participant, event), or ("", dead letter).

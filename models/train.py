@@ -34,11 +34,11 @@ from phenoflow.operators.scoring.calibration import CalibrationConfig, estimate_
 from phenoflow.operators.scoring.reconstruction import (
     METADATA_FORMAT,
     SEQ_LEN,
+    WINDOW_SUFFIX,
     FeatureSpec,
     OnnxScorer,
-    WINDOW_SUFFIX,
-    _field,
     _features_of,
+    _field,
     group_hours_by_day,
     hourly_sequences,
     raw_matrix,

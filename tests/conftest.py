@@ -8,8 +8,8 @@ from typing import Iterator
 
 import pytest
 
-from phenoflow.core.config import Settings, load_settings
 from phenoflow.connectors.broker import EmbeddedBroker
+from phenoflow.core.config import Settings, load_settings
 
 
 @pytest.fixture(scope="session")

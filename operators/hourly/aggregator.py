@@ -33,9 +33,10 @@ from typing import Callable, Iterable
 import numpy as np
 from numpy.typing import NDArray
 
+from phenoflow.core.contract import Accelerometer, Ambient, Call, HourlyFeatures, Location, Screen, Sms
 from phenoflow.core.state import PickleSnapshot
 from phenoflow.core.timebase import local_day_hour, local_weekday
-from phenoflow.core.contract import Accelerometer, Ambient, Call, HourlyFeatures, Location, Screen, Sms
+from phenoflow.operators.hourly.imputation import HourOfDayMeans, impute_hour
 from phenoflow.operators.hourly.pending import ACCEL_Q1, ACCEL_Q2, DISCRETE, PendingHour, add_accel_batch, sd
 from phenoflow.operators.hourly.schema import (  # noqa: F401 - re-exported: the stage's public names
     _SLICE,
@@ -45,9 +46,8 @@ from phenoflow.operators.hourly.schema import (  # noqa: F401 - re-exported: the
     SCREEN_STATES,
     HourlyConfig,
 )
-from phenoflow.operators.hourly.imputation import HourOfDayMeans, impute_hour
-from phenoflow.operators.places.clusters import OTHER, PRIMARY, SECONDARY, PlaceModel, PlaceTracker
 from phenoflow.operators.hourly.sleep import longest_rest_episode, rest_states
+from phenoflow.operators.places.clusters import OTHER, PRIMARY, SECONDARY, PlaceModel, PlaceTracker
 
 #: Sensors summarised per rest-state slot (``sleep_slot_s``) for the sleep features.
 SLOT_SENSORS = ("accel", "light", "sound")

@@ -60,6 +60,7 @@ from phenoflow.core.event_ids import anomaly_event_id
 from phenoflow.operators.scoring.reconstruction import DayErrors, ErrorSpace, lookup_space
 from phenoflow.operators.stepup.passive import PassiveRisk, RiskTierConfig
 
+
 @dataclass(frozen=True, slots=True)
 class CalibrationConfig:
     """Per-participant calibration settings (module docstring gives the reasons)."""

@@ -11,8 +11,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-
-
 __all__ = ["BootstrapOpt", "ConfigOpt", "app", "err", "out", "settings_from_flags"]
 
 app = typer.Typer(

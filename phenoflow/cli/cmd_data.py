@@ -8,7 +8,14 @@ from typing import Optional
 
 import typer
 
-from phenoflow.cli.app import BootstrapOpt, ConfigOpt, app, err, out, settings_from_flags
+from phenoflow.cli.app import (
+    BootstrapOpt,
+    ConfigOpt,
+    app,
+    err,
+    out,
+    settings_from_flags,
+)
 from phenoflow.core.errors import UserError
 
 
@@ -85,7 +92,13 @@ def replay(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Produce a cohort's files to their topics, merged in event-time order."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     from phenoflow.connectors.cohort import cohort_files
     from phenoflow.connectors.replay import replay as do_replay

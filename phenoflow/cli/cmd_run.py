@@ -34,8 +34,8 @@ def run(
     Following the topics (no --until-end) keeps recovery snapshots by default,
     so a restart resumes where it stopped instead of reprocessing everything.
     """
-    from phenoflow.core.config import settings_env
     from phenoflow.connectors.kafka.clients import ensure_topics
+    from phenoflow.core.config import settings_env
     from phenoflow.core.contract import ALL_TOPICS
     from phenoflow.flows.pipeline import parse_stages
 

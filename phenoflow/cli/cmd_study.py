@@ -84,7 +84,10 @@ def evaluate(
 ) -> None:
     """Sensitivity/specificity of the emitted anomalies against relapse labels (Adler et al. 2020)."""
     from phenoflow.evaluation.evaluate import evaluate_dir
-    from phenoflow.reports.evaluation_report import evaluation_markdown, write_evaluation_report
+    from phenoflow.reports.evaluation_report import (
+        evaluation_markdown,
+        write_evaluation_report,
+    )
 
     if protocol not in ("streaming", "adler"):
         raise UserError(f"--protocol {protocol!r} is unknown — use streaming or adler")

@@ -17,12 +17,12 @@ from typing import Callable
 
 import msgspec
 
-from phenoflow.core.config import Settings, load_settings
 from phenoflow.connectors.broker import EmbeddedBroker
 from phenoflow.connectors.cohort import read_labels
 from phenoflow.connectors.kafka.clients import ensure_topics
 from phenoflow.connectors.replay import ReplaySummary, replay
 from phenoflow.connectors.subscribe import subscribe
+from phenoflow.core.config import Settings, load_settings
 from phenoflow.core.contract import ALL_TOPICS
 
 #: Topics dumped to ``<out>/outputs/<topic>.jsonl`` after the run.

@@ -32,9 +32,15 @@ import numpy as np
 from scipy.stats import false_discovery_control, fisher_exact
 from scipy.stats.contingency import odds_ratio
 
-from phenoflow.core.errors import UserError
 from phenoflow.connectors.cohort import read_csv
-from phenoflow.evaluation.dumps import DumpStats, dump_path, iter_dump, read_dump, resolve_outputs
+from phenoflow.core.errors import UserError
+from phenoflow.evaluation.dumps import (
+    DumpStats,
+    dump_path,
+    iter_dump,
+    read_dump,
+    resolve_outputs,
+)
 
 OUTCOMES: dict[str, str] = {"events.anomaly": "anomaly event", "events.stepup": "step-up"}
 BLANK = "(blank)"
@@ -133,7 +139,8 @@ def audit_dir(
         ("participant",),
         "write participants.csv with a participant column and one column per attribute (age_band, gender, …)",
     )
-    attributes = [c for c in columns if c != "participant"]
+    # timezone (IANA name, for local time) is a setting, not a demographic attribute.
+    attributes = [c for c in columns if c not in ("participant", "timezone")]
     if not attributes:
         raise UserError(f"{Path(dir) / 'participants.csv'} has no attribute column — add e.g. age_band, gender, employment")
     notes: list[str] = []

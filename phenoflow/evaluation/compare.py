@@ -33,8 +33,8 @@ import numpy as np
 
 from phenoflow.core.errors import UserError
 from phenoflow.evaluation.detection import Confusion, Spread
-from phenoflow.evaluation.protocol import HEALTHY, TRAIN, run_protocol
 from phenoflow.evaluation.dumps import CohortDays, FeatureTable
+from phenoflow.evaluation.protocol import HEALTHY, TRAIN, run_protocol
 
 DEFAULT_MODELS: tuple[str, ...] = ("emitted", "ae:rhythm", "ae:hourly", "gru:hourly", "lof:hourly", "hst:rhythm")
 _DEFAULT_INPUT = {"emitted": "", "ae": "rhythm", "gru": "hourly", "lof": "hourly", "hst": "rhythm"}

@@ -16,8 +16,8 @@ import gzip
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from datetime import date
+from pathlib import Path
 from typing import IO, Iterator, Literal, Mapping, Sequence
 
 import numpy as np

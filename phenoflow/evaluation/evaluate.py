@@ -29,7 +29,12 @@ from phenoflow.evaluation.dumps import (
     resolve_outputs,
 )
 from phenoflow.evaluation.explain import daily_matrix, explain, trajectories
-from phenoflow.evaluation.protocol import SplitFractions, make_splits, run_protocol, streaming_rates
+from phenoflow.evaluation.protocol import (
+    SplitFractions,
+    make_splits,
+    run_protocol,
+    streaming_rates,
+)
 
 __all__ = ["EvaluationResult", "ParticipantRow", "evaluate_dir"]
 

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from phenoflow.core.contract import AnomalyEvent, HourlyFeatures, RhythmDaily, ScoreDaily, StepUpEvent, encode
+from phenoflow.core.contract import (
+    AnomalyEvent,
+    HourlyFeatures,
+    RhythmDaily,
+    ScoreDaily,
+    StepUpEvent,
+    encode,
+)
 from phenoflow.evaluation.dumps import days_before_relapse
 
 START = np.datetime64("2020-01-06", "D")

@@ -6,7 +6,7 @@ hourly input and is skipped), every line decoded with
 :func:`phenoflow.core.contract.decode` (dead letters are skipped and counted), the
 files are merged in event-time order (``heapq.merge``; files are in time order
 as ``phenoflow simulate`` and ``subscribe --out`` write them) and fed to one
-:class:`~phenoflow.operators.hourly.aggregator.HourlyAggregator` per participant, which
+:class:`~phenoflow.operators.hourly.aggregator.aggregator.HourlyAggregator` per participant, which
 are flushed at the end. Memory is one aggregator per participant (~0.2 MiB
 each), never the whole cohort.
 
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from phenoflow.connectors.cohort import CohortFile, cohort_files, read_lines
+from phenoflow.connectors.zones import ZoneOffsets, localize, read_participant_zones
 from phenoflow.core.contract import Accelerometer, DeadLetter, HourlyFeatures, decode
 from phenoflow.core.errors import UserError
 from phenoflow.operators.hourly.aggregator import HourlyAggregator, HourlyConfig
@@ -49,22 +50,27 @@ class OfflineStats:
     records: int = 0
 
 
-def _events(f: CohortFile, idx: int, stats: OfflineStats) -> Iterator[tuple[float, int, int, object]]:
+def _events(f: CohortFile, idx: int, stats: OfflineStats,
+            zones: dict[str, ZoneOffsets]) -> Iterator[tuple[float, int, int, object]]:
     for seq, line in enumerate(read_lines(f)):
         ev = decode(f.topic, None, line)
         if isinstance(ev, DeadLetter):
             stats.dead_letters[f.topic] += 1
             continue
         stats.events[f.topic] += 1
-        ts = ev.ts[0] if isinstance(ev, Accelerometer) else ev.ts  # type: ignore[attr-defined]
-        yield ts, idx, seq, ev
+        zone = zones.get(ev.participant) if zones else None  # type: ignore[attr-defined]
+        # participants.csv's zone gives offset-less events their offset, as replay does.
+        for part in (localize(ev, zone) if zone is not None else (ev,)):  # type: ignore[arg-type]
+            ts = part.ts[0] if isinstance(part, Accelerometer) else part.ts  # type: ignore[attr-defined]
+            yield ts, idx, seq, part
 
 
 def read_cohort_events(cohort_dir: Path, stats: OfflineStats | None = None) -> Iterator[object]:
     """Decoded raw events of the hourly topics, merged in event-time order.
 
     Ties are broken by topic order, then line order, so the sequence is
-    deterministic. Raises UserError if the directory is missing or has no
+    deterministic. Events without ``utc_offset_min`` of a participant whose
+    ``participants.csv`` row names a ``timezone`` get that zone's offset. Raises UserError if the directory is missing or has no
     hourly topic file.
     """
     stats = stats if stats is not None else OfflineStats()
@@ -76,7 +82,8 @@ def read_cohort_events(cohort_dir: Path, stats: OfflineStats | None = None) -> I
                             "screen.jsonl, call.jsonl, sms.jsonl, location.jsonl or ambient.jsonl "
                             "(write a cohort with `phenoflow simulate`)") from exc
         raise
-    streams = [_events(f, i, stats) for i, f in enumerate(files)]
+    zones = read_participant_zones(Path(cohort_dir))
+    streams = [_events(f, i, stats, zones) for i, f in enumerate(files)]
     for _, _, _, ev in heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2])):
         yield ev
 

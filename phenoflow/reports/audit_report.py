@@ -7,7 +7,16 @@ from pathlib import Path
 
 from phenoflow.evaluation.audit import AuditResult
 from phenoflow.reports import plots
-from phenoflow.reports.layout import card, html_table, md_table, num, page, pval, report_path, write_csv
+from phenoflow.reports.layout import (
+    card,
+    html_table,
+    md_table,
+    num,
+    page,
+    pval,
+    report_path,
+    write_csv,
+)
 
 __all__ = ["audit_html", "audit_markdown", "write_audit_report"]
 

@@ -11,7 +11,16 @@ from pathlib import Path
 
 from phenoflow.evaluation.evaluate import EvaluationResult
 from phenoflow.reports import plots
-from phenoflow.reports.layout import card, html_table, md_table, num, page, report_path, spread, write_csv
+from phenoflow.reports.layout import (
+    card,
+    html_table,
+    md_table,
+    num,
+    page,
+    report_path,
+    spread,
+    write_csv,
+)
 
 __all__ = ["evaluation_html", "evaluation_markdown", "write_evaluation_report"]
 

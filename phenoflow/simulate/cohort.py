@@ -53,9 +53,13 @@ import numpy as np
 
 from phenoflow.core.contract import MAX_CHUNK, TS_MAX, TS_MIN
 from phenoflow.core.errors import UserError
-from phenoflow.simulate.behaviour import build_timeline
-from phenoflow.simulate.profiles import ParticipantTruth, draw_participant, signature_ramp
 from phenoflow.simulate import sensors
+from phenoflow.simulate.behaviour import build_timeline
+from phenoflow.simulate.profiles import (
+    ParticipantTruth,
+    draw_participant,
+    signature_ramp,
+)
 from phenoflow.simulate.write import FILES, write_stream
 
 DEFAULT_START = date(2024, 1, 1)

@@ -19,7 +19,15 @@ from typing import Callable, Iterable, Sequence
 import msgspec
 import numpy as np
 
-from phenoflow.core.contract import Accelerometer, Ambient, Call, Location, Screen, Sms, Survey
+from phenoflow.core.contract import (
+    Accelerometer,
+    Ambient,
+    Call,
+    Location,
+    Screen,
+    Sms,
+    Survey,
+)
 from phenoflow.simulate.sensors import CALL_DIRECTIONS, SCREEN_STATES, SMS_DIRECTIONS
 
 #: Cohort file stems in contract order (one per raw topic).

@@ -6,14 +6,18 @@ import dataclasses
 import time
 from collections import Counter
 
-import pytest
-from bytewax.testing import TestingSink, run_main
 import bytewax.operators as op
+import pytest
 from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSink, run_main
 
-from phenoflow.core.config import Settings
 from phenoflow.connectors.kafka.clients import ensure_topics, producer
-from phenoflow.connectors.kafka.source import PartitionGroupSource, SourceError, consumer_lags
+from phenoflow.connectors.kafka.source import (
+    PartitionGroupSource,
+    SourceError,
+    consumer_lags,
+)
+from phenoflow.core.config import Settings
 
 
 def _produce(settings: Settings, counts: dict[str, int]) -> set[tuple[str, bytes]]:

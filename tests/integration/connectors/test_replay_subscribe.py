@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from phenoflow.core.config import Settings
 from phenoflow.connectors.cohort import cohort_files, read_lines
 from phenoflow.connectors.replay import replay
 from phenoflow.connectors.subscribe import subscribe
+from phenoflow.core.config import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from phenoflow.core.config import Settings, load_settings, settings_env
 from phenoflow.connectors.broker import EmbeddedBroker, free_port
 from phenoflow.connectors.kafka.clients import ensure_topics, producer
 from phenoflow.connectors.replay import replay
 from phenoflow.connectors.subscribe import subscribe
+from phenoflow.core.config import Settings, load_settings, settings_env
 from phenoflow.core.contract import ALL_TOPICS
 from phenoflow.simulate.cohort import simulate_cohort
 
@@ -125,9 +125,9 @@ def test_broker_pause_mid_run_completes_with_full_output(cohort: Path, tmp_path:
 def test_metrics_endpoint_counts_what_was_replayed(cohort: Path, broker: EmbeddedBroker) -> None:
     from bytewax.testing import run_main
 
+    from phenoflow.cli.progress import scrape
     from phenoflow.core import telemetry as metrics
     from phenoflow.flows.pipeline import build_flow
-    from phenoflow.cli.progress import scrape
 
     settings = _fresh(broker.bootstrap, cohort, "metrics")
     prod = producer(settings)

@@ -19,9 +19,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from phenoflow.core.config import Settings, settings_env
 from phenoflow.connectors.replay import replay
 from phenoflow.connectors.subscribe import subscribe
+from phenoflow.core.config import Settings, settings_env
 from phenoflow.core.contract import RhythmDaily, to_builtins
 from phenoflow.offline.features import hourly_features_from_cohort
 from phenoflow.operators.rhythm.state import RhythmState

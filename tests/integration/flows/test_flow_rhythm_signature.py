@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from bytewax.testing import run_main
 
-from phenoflow.core.config import Settings, load_settings
 from phenoflow.connectors.kafka.clients import ensure_topics
 from phenoflow.connectors.replay import replay
 from phenoflow.connectors.subscribe import subscribe
+from phenoflow.core.config import Settings, load_settings
 from phenoflow.core.contract import ALL_TOPICS
 from phenoflow.flows.pipeline import build_flow
 from phenoflow.simulate.cohort import cohort_truth, simulate_cohort

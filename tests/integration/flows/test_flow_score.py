@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from bytewax.testing import run_main
 
-from phenoflow.core.config import Settings, load_settings
 from phenoflow.connectors.kafka.clients import ensure_topics
 from phenoflow.connectors.replay import replay
 from phenoflow.connectors.subscribe import subscribe
+from phenoflow.core.config import Settings, load_settings
 from phenoflow.core.contract import ALL_TOPICS
 from phenoflow.flows.pipeline import build_flow
 from phenoflow.simulate.cohort import simulate_cohort

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
-from phenoflow.connectors.broker import free_port
 from phenoflow.cli.progress import describe, scrape
+from phenoflow.connectors.broker import free_port
 
 
 def test_scrape_and_describe_sum_counters_by_topic() -> None:

@@ -6,7 +6,12 @@ import subprocess
 import sys
 import uuid
 
-from phenoflow.core.event_ids import NAMESPACE, anomaly_event_id, event_id, stepup_event_id
+from phenoflow.core.event_ids import (
+    NAMESPACE,
+    anomaly_event_id,
+    event_id,
+    stepup_event_id,
+)
 
 CASES = [
     lambda: anomaly_event_id("p1", "2024-03-01", "default@abc"),

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy.stats import false_discovery_control
 
-from phenoflow.evaluation.audit import audit_dir, group_test
-from phenoflow.reports.audit_report import audit_markdown, write_audit_report
 from phenoflow.core.contract import AnomalyEvent, ScoreDaily, StepUpEvent, encode
 from phenoflow.core.errors import UserError
+from phenoflow.evaluation.audit import audit_dir, group_test
+from phenoflow.reports.audit_report import audit_markdown, write_audit_report
 
 
 def _fisher_two_sided(a: int, b: int, c: int, d: int) -> float:
@@ -130,6 +130,9 @@ def test_audit_user_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="participants.csv not found"):
         audit_dir(tmp_path)
     (tmp_path / "participants.csv").write_text("participant\nA\n")
+    with pytest.raises(UserError, match="no attribute column"):
+        audit_dir(tmp_path)
+    (tmp_path / "participants.csv").write_text("participant,timezone\nA,Europe/London\n")
     with pytest.raises(UserError, match="no attribute column"):
         audit_dir(tmp_path)
     (tmp_path / "participants.csv").write_text("participant,gender\nA,f\nA,m\n")

@@ -10,13 +10,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from phenoflow.connectors.cohort import read_labels
 from phenoflow.core.contract import AnomalyEvent, ScoreDaily, encode
 from phenoflow.core.errors import UserError
-from phenoflow.connectors.cohort import read_labels
-from phenoflow.evaluation.detection import Confusion, Spread, best_threshold, cohens_d, confusion, quantile, tpr_fpr_ratio
+from phenoflow.evaluation.detection import (
+    Confusion,
+    Spread,
+    best_threshold,
+    cohens_d,
+    confusion,
+    quantile,
+    tpr_fpr_ratio,
+)
 from phenoflow.evaluation.dumps import NO_RELAPSE, days_before_relapse, load_cohort
 from phenoflow.evaluation.evaluate import evaluate_dir
-from phenoflow.evaluation.protocol import HEALTHY, TEST, TRAIN, VALIDATION, make_splits, run_protocol
+from phenoflow.evaluation.protocol import (
+    HEALTHY,
+    TEST,
+    TRAIN,
+    VALIDATION,
+    make_splits,
+    run_protocol,
+)
 from phenoflow.evaluation.synth import write_synthetic_cohort
 from phenoflow.reports.evaluation_report import evaluation_markdown
 

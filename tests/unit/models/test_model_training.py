@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
+from phenoflow.connectors.cohort import read_labels  # noqa: E402
 from phenoflow.core.contract import HourlyFeatures, RhythmDaily  # noqa: E402
 from phenoflow.core.errors import UserError  # noqa: E402
 from phenoflow.models.train import (  # noqa: E402
@@ -18,7 +19,6 @@ from phenoflow.models.train import (  # noqa: E402
     is_near_relapse,
     train_model,
 )
-from phenoflow.connectors.cohort import read_labels  # noqa: E402
 from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer  # noqa: E402
 from phenoflow.operators.scoring.reconstruction import OnnxScorer  # noqa: E402
 

@@ -20,8 +20,8 @@ import pytest
 
 from phenoflow.connectors.cohort import read_labels
 from phenoflow.offline.features import hourly_features_from_cohort
-from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer
 from phenoflow.operators.rhythm.state import RhythmState
+from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer
 from phenoflow.operators.scoring.reconstruction import OnnxScorer
 from phenoflow.simulate.cohort import cohort_truth, simulate_cohort
 

@@ -7,9 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from phenoflow.core.contract import Accelerometer, Ambient, Location, Screen, Sms, Survey, encode
+from phenoflow.core.contract import (
+    Accelerometer,
+    Ambient,
+    Location,
+    Screen,
+    Sms,
+    Survey,
+    encode,
+)
 from phenoflow.core.errors import UserError
-from phenoflow.offline.features import OfflineStats, hourly_features_from_cohort, read_cohort_events
+from phenoflow.offline.features import (
+    OfflineStats,
+    hourly_features_from_cohort,
+    read_cohort_events,
+)
 from phenoflow.operators.hourly.aggregator import HourlyAggregator, HourlyConfig
 
 T0 = 1_704_067_200.0

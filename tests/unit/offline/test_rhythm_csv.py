@@ -11,8 +11,8 @@ import pytest
 
 from phenoflow.core.contract import HourlyFeatures
 from phenoflow.core.errors import UserError
-from phenoflow.operators.rhythm.state import RhythmState
 from phenoflow.offline.rhythm_csv import rhythm_from_csv
+from phenoflow.operators.rhythm.state import RhythmState
 
 MODS = ["accel_mean", "screen_on_s", "call_n"]
 

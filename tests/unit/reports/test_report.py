@@ -11,12 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phenoflow.reports import plots
 from phenoflow.evaluation.audit import audit_dir
 from phenoflow.evaluation.evaluate import EvaluationResult, evaluate_dir
 from phenoflow.evaluation.synth import write_synthetic_cohort
+from phenoflow.reports import plots
 from phenoflow.reports.audit_report import write_audit_report
-from phenoflow.reports.evaluation_report import evaluation_markdown, write_evaluation_report
+from phenoflow.reports.evaluation_report import (
+    evaluation_markdown,
+    write_evaluation_report,
+)
 
 
 @pytest.fixture(scope="module")

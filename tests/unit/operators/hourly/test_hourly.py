@@ -8,10 +8,23 @@ import statistics
 
 import pytest
 
-from phenoflow.core.contract import Accelerometer, Ambient, Call, HourlyFeatures, Location, Screen, Sms, Survey
+from phenoflow.core.contract import (
+    Accelerometer,
+    Ambient,
+    Call,
+    HourlyFeatures,
+    Location,
+    Screen,
+    Sms,
+    Survey,
+)
 from phenoflow.core.errors import UserError
 from phenoflow.operators.hourly import pending as hourly_pending
-from phenoflow.operators.hourly.aggregator import FEATURE_NAMES, HourlyAggregator, HourlyConfig
+from phenoflow.operators.hourly.aggregator import (
+    FEATURE_NAMES,
+    HourlyAggregator,
+    HourlyConfig,
+)
 
 P = "p1"
 T0 = 1_704_067_200.0  # 2024-01-01 00:00 UTC, a Monday

@@ -9,7 +9,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phenoflow.core.contract import Accelerometer, Ambient, Call, HourlyFeatures, Location, Screen, Sms
+from phenoflow.core.contract import (
+    Accelerometer,
+    Ambient,
+    Call,
+    HourlyFeatures,
+    Location,
+    Screen,
+    Sms,
+)
 from phenoflow.operators.hourly.aggregator import HourlyAggregator, HourlyConfig
 from phenoflow.operators.hourly.pending import _reduce_numpy, _reduce_python
 

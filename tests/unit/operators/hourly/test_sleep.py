@@ -7,7 +7,13 @@ import pytest
 
 from phenoflow.core.contract import Accelerometer, Ambient, HourlyFeatures, Screen
 from phenoflow.operators.hourly.aggregator import HourlyAggregator
-from phenoflow.operators.hourly.sleep import ACTIVE, REST, UNKNOWN, longest_rest_episode, rest_states
+from phenoflow.operators.hourly.sleep import (
+    ACTIVE,
+    REST,
+    UNKNOWN,
+    longest_rest_episode,
+    rest_states,
+)
 
 DAY = 19_723  # 2024-01-01 as days since 1970-01-01
 MID = DAY * 86400.0

@@ -14,14 +14,6 @@ from sklearn.cluster import DBSCAN
 from sklearn.neighbors import BallTree
 
 from phenoflow.core.contract import Location
-from phenoflow.operators.places.geo import (
-    EARTH_RADIUS_M,
-    haversine1_m,
-    haversine_m,
-    metres_to_radians,
-    spherical_centroid,
-    to_radians,
-)
 from phenoflow.operators.hourly.aggregator import HourlyAggregator
 from phenoflow.operators.places.clusters import (
     GRID_FRACTION,
@@ -33,6 +25,14 @@ from phenoflow.operators.places.clusters import (
     _cell_keys,
     _cell_radians,
     grid_step_deg,
+)
+from phenoflow.operators.places.geo import (
+    EARTH_RADIUS_M,
+    haversine1_m,
+    haversine_m,
+    metres_to_radians,
+    spherical_centroid,
+    to_radians,
 )
 from phenoflow.simulate.cohort import simulate_cohort
 

@@ -8,10 +8,16 @@ import pickle
 import numpy as np
 import pytest
 
-from phenoflow.core.contract import DeadLetter, HourlyFeatures, RhythmDaily, decode, encode
-from phenoflow.operators.rhythm.statistics import DEFAULT_MODALITIES, rhythm_features
+from phenoflow.core.contract import (
+    DeadLetter,
+    HourlyFeatures,
+    RhythmDaily,
+    decode,
+    encode,
+)
 from phenoflow.core.timebase import local_day_hour
 from phenoflow.operators.rhythm.state import RhythmState
+from phenoflow.operators.rhythm.statistics import DEFAULT_MODALITIES, rhythm_features
 
 OFFSET = 120  # UTC+2: local midnight is 22:00 UTC the day before
 START = dt.datetime(2024, 3, 1, tzinfo=dt.timezone(dt.timedelta(minutes=OFFSET)))

@@ -14,9 +14,13 @@ from sklearn.covariance import ledoit_wolf
 
 from phenoflow.core.contract import decode, encode
 from phenoflow.core.errors import UserError
-from phenoflow.operators.scoring import reconstruction as scoring
-from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer, load_thresholds
 from phenoflow.core.event_ids import anomaly_event_id
+from phenoflow.operators.scoring import reconstruction as scoring
+from phenoflow.operators.scoring.calibration import (
+    CalibrationConfig,
+    ParticipantScorer,
+    load_thresholds,
+)
 from phenoflow.operators.scoring.reconstruction import ErrorSpace
 
 P, GROUP = 30, 3  # 30 features in 10 groups of 3
