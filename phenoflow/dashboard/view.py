@@ -288,7 +288,8 @@ class DashboardView:
 
     def cohort(self, now: float) -> list[dict]:
         """One row per participant, newest alert first (then by participant id)."""
-        today = datetime.fromtimestamp(now, timezone.utc).date()
+        # The instant just before `now`: a replay's clock ends exactly at midnight, and that day is not begun.
+        today = datetime.fromtimestamp(now - 1e-3, timezone.utc).date()
         d7, d30 = (today - timedelta(days=6)).isoformat(), (today - timedelta(days=29)).isoformat()
         rows = []
         with self.lock:

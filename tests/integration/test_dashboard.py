@@ -101,7 +101,7 @@ def test_cohort_page_lists_every_participant_with_the_topic_anomaly_counts(stack
     assert participants == {"p001", "p002", "p003"} and anomalies
     # "Now" of a replay (clock=data) = end of the newest hour published; 7/30-day windows end on its date.
     newest = max(h["hour_start"] for h in hourly) + 3600
-    today = datetime.fromtimestamp(newest, timezone.utc).date()
+    today = datetime.fromtimestamp(newest - 1, timezone.utc).date()  # the day that ends at `newest`
     for pid in sorted(participants):
         days = [date.fromisoformat(a["day"]) for a in anomalies if a["participant"] == pid]
         want7 = sum(d > today - timedelta(days=7) for d in days)

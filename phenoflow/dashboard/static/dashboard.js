@@ -5,6 +5,7 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const data = (id) => JSON.parse(($("#" + id) || {}).textContent || "null");
 const fmt = (x, d = 2) => (x === null || x === undefined ? "—" : Number(x).toFixed(d));
+const sig = (x) => (x === null || x === undefined ? "—" : Number(Number(x).toPrecision(3)).toLocaleString("en"));
 
 function ago(hours) {
   if (hours === null || hours === undefined) return "never";
@@ -75,7 +76,7 @@ function applyAck(ack) {
 function contributorsHtml(a) {
   if (!a.contributors || !a.contributors.length) return "";
   const items = a.contributors.map((c) => {
-    const nums = c.value !== undefined ? ` <small>(that day ${fmt(c.value, 3)}, usual ${fmt(c.baseline, 3)})</small>` : "";
+    const nums = c.value !== undefined ? ` <small>(that day ${sig(c.value)}, usual ${sig(c.baseline)})</small>` : "";
     return `<li>${esc(c.words)}${nums}</li>`;
   }).join("");
   return `<ul class="contrib">${items}</ul>`;
@@ -203,18 +204,21 @@ function participantFigure(p, traj) {
                marker: {symbol: "x", size: 11, color: "#b3261e", line: {width: 2}}, text: an.map((a) => a.contributors.map((c) => c.words).join("; ")), hoverinfo: "x+text"});
   traces.push({x: st.map((a) => a.day), y: st.map((a) => scoreOf[a.day] ?? tauOf[a.day] ?? 0), name: "Step-up (well-being drop)", mode: "markers",
                marker: {symbol: "triangle-down", size: 12, color: "#b26a00"}, text: st.map((a) => `${a.from_level} → ${a.to_level} (${a.source})`), hoverinfo: "x+text"});
-  // Calibration periods: grey bands across every panel.
-  let start = null;
-  p.days.forEach((d, i) => {
-    const cal = p.calibrating[i];
+  // Calibration periods: grey bands across every panel. Days without a score record
+  // (not enough data for the rhythm windows) do not split a band.
+  const known = p.days.map((d, i) => [d, p.calibrating[i], p.score[i] !== null || p.threshold[i] !== null || p.calibrating[i]])
+    .filter(([, , has]) => has);
+  let start = null, prev = null;
+  known.forEach(([d, cal], i) => {
     if (cal && start === null) start = d;
-    if (start !== null && (!cal || i === p.days.length - 1)) {
-      const end = cal ? d : p.days[i - 1];
+    if (start !== null && (!cal || i === known.length - 1)) {
+      const end = cal ? d : prev;
       layout.shapes.push({type: "rect", xref: "x", yref: "paper", x0: shiftDay(start, -12), x1: shiftDay(end, 12), y0: 0, y1: 1,
                           fillcolor: "#9aa3ad", opacity: 0.18, line: {width: 0}, layer: "below"});
-      layout.annotations.push({x: shiftDay(start, 0), y: 1, xref: "x", yref: "paper", text: "calibrating", showarrow: false, xanchor: "left", yanchor: "bottom", font: {color: "#5b6675"}});
+      layout.annotations.push({x: shiftDay(start, 0), y: 1, xref: "x", yref: "paper", text: "calibrating (no alerts)", showarrow: false, xanchor: "left", yanchor: "bottom", font: {color: "#5b6675"}});
       start = null;
     }
+    prev = d;
   });
   for (const a of an) {  // a thin red line through every panel on anomalous days
     layout.shapes.push({type: "line", xref: "x", yref: "paper", x0: a.day, x1: a.day, y0: 0, y1: 1, line: {color: "#b3261e", width: 1, dash: "dot"}, opacity: 0.5});
@@ -227,7 +231,7 @@ function participantFigure(p, traj) {
     layout["xaxis" + ax] = {type: "date", anchor: "y" + ax, matches: ax === n + 1 ? undefined : "x" + (n + 1), showticklabels: ax === n + 1};
     layout.annotations.push({text: `<b>${label}</b>`, xref: "paper", yref: "paper", x: 0, y: hi, xanchor: "left", yanchor: "top", showarrow: false, bgcolor: "rgba(255,255,255,.7)"});
     traces.push({x: p.days, y: p.trajectories[k], name: label, xaxis: "x" + ax, yaxis: "y" + ax, mode: "lines+markers",
-                 line: {color: colours[i % colours.length]}, marker: {size: 3}, connectgaps: false, hovertemplate: `%{y:.2f} ${unit}<extra>${label}</extra>`});
+                 line: {color: colours[i % colours.length]}, marker: {size: 3}, connectgaps: false, showlegend: false, hovertemplate: `%{y:.2f} ${unit}<extra>${label}</extra>`});
   });
   layout["xaxis" + (n + 1)].title = {text: "Local day"};
   return {traces, layout};
