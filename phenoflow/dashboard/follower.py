@@ -121,7 +121,11 @@ class Follower(threading.Thread):
             try:
                 c.assign(start)
                 while not self.stopping.is_set():
-                    for msg in c.consume(1000, timeout=0.1):
+                    # poll() returns on the first message (consume(n, t) waits out t unless n arrive),
+                    # then whatever else is already fetched is taken without waiting.
+                    first = c.poll(0.2)
+                    batch = [] if first is None else [first, *c.consume(1000, timeout=0)]
+                    for msg in batch:
                         if msg.error() is None:
                             self._apply(msg)
                         elif msg.error().code() != KafkaError._PARTITION_EOF:
