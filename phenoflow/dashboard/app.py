@@ -195,8 +195,10 @@ def create_app(view: DashboardView, *, token: str | None, send_ack: Callable[[by
         if not isinstance(body, dict):
             return JSONResponse({"error": "send a JSON object"}, 400)
         pid, eid = str(body.get("participant", "")), str(body.get("event_id", ""))
-        known = view.people.get(pid)
-        if known is None or eid not in known.alerts:
+        with view.lock:
+            known = view.people.get(pid)
+            exists = known is not None and eid in known.alerts
+        if not exists:
             return JSONResponse({"error": "unknown event for this participant"}, 404)
         ack = AckEvent(participant=pid, event_id=eid, ts=round(time.time(), 3),
                        by=str(body.get("by", "")).strip()[:100], note=str(body.get("note", "")).strip()[:2000])

@@ -95,6 +95,7 @@ class _Person:
     rhythm_base: np.ndarray | None = None
     rhythm_sum: np.ndarray | None = None
     rhythm_cnt: np.ndarray | None = None
+    pending: dict[str, list[str]] = field(default_factory=dict)  # day → anomaly ids awaiting that day's rhythm
 
 
 class DashboardView:
@@ -115,7 +116,6 @@ class DashboardView:
         self._acks: dict[str, dict] = {}  # event_id → newest ack
         self._orphan_acks: deque[str] = deque(maxlen=10_000)
         self._rhythm_names: dict[str, int] = {}
-        self._pending: dict[tuple[str, str], list[str]] = {}  # (participant, day) → event ids
 
     # --- feeding ---------------------------------------------------------------------
 
@@ -217,9 +217,11 @@ class DashboardView:
             c[ok] += 1
             p.rhythm_sum, p.rhythm_cnt = s, c
         p.rhythm_day, p.rhythm_vec = v.day, vec
-        for eid in self._pending.pop((v.participant, v.day), []):
+        for eid in p.pending.pop(v.day, []):
             if eid in p.alerts:
                 self._resolve_rhythm(p, p.alerts[eid])
+        for day in [d for d in p.pending if d < v.day]:  # that rhythm day will not come any more
+            del p.pending[day]
 
     def _resolve_rhythm(self, p: _Person, alert: dict) -> None:
         """Give rhythm contributors their value that day and the mean of the earlier days."""
@@ -253,7 +255,7 @@ class DashboardView:
                 if p.rhythm_day == day:
                     self._resolve_rhythm(p, alert)
                 else:
-                    self._pending.setdefault((v.participant, day), []).append(v.event_id)
+                    p.pending.setdefault(day, []).append(v.event_id)
         else:
             alert.update(from_level=v.from_level, to_level=v.to_level, source=v.source,
                          evidence={k: x for k, x in v.evidence.items() if isinstance(x, (int, float, str, bool))})
