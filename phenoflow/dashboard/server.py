@@ -124,6 +124,8 @@ class Dashboard:
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8050, no_auth: bool = False,
           clock: str = "wall", say: Callable[[str], None] = print) -> None:
     """``phenoflow dashboard``: check settings, then serve until Ctrl-C."""
+    if clock not in ("wall", "data"):
+        raise UserError(f"--clock {clock!r} is unknown — use wall (live use) or data (replays)")
     token = resolve_token(settings, no_auth)
     check_port(host, port)
     if token is None:
