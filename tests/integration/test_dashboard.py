@@ -162,6 +162,7 @@ def test_new_anomaly_appears_live_and_ack_lands_on_the_topic(stack: dict, page: 
     row.locator("input[name=note]").fill("phoned, follow-up booked")
     row.locator("button", has_text="Acknowledge").click()
     row.locator(".ackd").wait_for(timeout=5000)
+    _shot(page, stack, "inbox")
     acks = [a for a in _topic(settings, "events.ack") if a["event_id"] == eid]
     assert len(acks) == 1
     assert acks[0]["participant"] == "p002" and acks[0]["note"] == "phoned, follow-up booked" and acks[0]["by"] == "Dr Test"
@@ -192,3 +193,33 @@ def test_every_route_needs_the_token(stack: dict) -> None:
     req = urllib.request.Request(url + "/stream", headers={"Authorization": f"Bearer {TOKEN}"})
     with urllib.request.urlopen(req, timeout=5) as resp:
         assert resp.status == 200 and resp.headers["content-type"].startswith("text/event-stream")
+
+
+def test_a_restarted_instance_rebuilds_the_same_view_with_the_shared_acks(stack: dict) -> None:
+    settings, first = stack["settings"], stack["dash"]
+    alert = first.view.inbox(kind="anomaly")[-1]
+    body = json.dumps({"event_id": alert["event_id"], "participant": alert["participant"], "by": "RN",
+                       "note": "seen"}).encode()
+    req = urllib.request.Request(stack["url"] + "/api/ack", data=body, method="POST",
+                                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200
+    deadline = time.monotonic() + 5
+    while first.view.people[alert["participant"]].alerts[alert["event_id"]]["ack"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    second = Dashboard(settings, token=TOKEN, clock="data")
+    second.start()
+    try:
+        now = first.view.data_now
+        assert second.view.data_now == now
+        assert second.view.cohort(now) == first.view.cohort(now)
+        assert second.view.inbox() == first.view.inbox()
+        assert second.view.people[alert["participant"]].alerts[alert["event_id"]]["ack"]["note"] == "seen"
+    finally:
+        second.stop()
+    # Pages never carry raw coordinates: the dashboard reads only derived topics.
+    lat = json.loads((stack["tmp"] / "cohort" / "location.jsonl").open().readline())["lat"]
+    html = urllib.request.urlopen(urllib.request.Request(
+        stack["url"] + f"/api/participant/{alert['participant']}", headers={"Authorization": f"Bearer {TOKEN}"})).read()
+    assert str(lat).encode() not in html
