@@ -387,10 +387,12 @@ class DashboardView:
     def inbox(self, kind: str | None = None, participant: str | None = None, limit: int = 500) -> list[dict]:
         """Alerts newest first, optionally only one kind ("anomaly"/"stepup") or participant."""
         with self.lock:
-            out = [a for pid, p in self.people.items() if participant in (None, pid)
+            out = [(p, a) for pid, p in self.people.items() if participant in (None, pid)
                    for a in p.alerts.values() if kind in (None, a["kind"])]
-        out.sort(key=lambda a: (a["day"], a["ts"] or 0.0, a["event_id"]), reverse=True)
-        return out[:limit]
+            out.sort(key=lambda pa: (pa[1]["day"], pa[1]["ts"] or 0.0, pa[1]["event_id"]), reverse=True)
+            return [a if a["kind"] != "anomaly" else
+                    {**a, "contributors": [self._hourly_direction(p, a["day"], c) for c in a["contributors"]]}
+                    for p, a in out[:limit]]
 
 
 def _trajectories(m: np.ndarray | None) -> dict[str, float | None]:
