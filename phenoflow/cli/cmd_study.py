@@ -31,21 +31,55 @@ def demo(
     participants: int = typer.Option(12, help="Simulated participants."),
     days: int = typer.Option(90, help="Simulated days per participant."),
     seed: int = typer.Option(7, help="Random seed."),
+    dashboard: bool = typer.Option(False, "--dashboard", help="Afterwards keep the broker and serve the clinician dashboard on it."),
+    port: int = typer.Option(8050, help="Dashboard port (with --dashboard)."),
 ) -> None:
     """One command: embedded broker, simulated cohort, replay, all stages, summary."""
     import shutil
     import time
-
-    from rich.table import Table
 
     from phenoflow.demo.run_demo import run_demo
 
     if out_dir.exists():
         shutil.rmtree(out_dir)
     t0 = time.perf_counter()
+    if dashboard:
+        from phenoflow.dashboard.server import check_port
+
+        check_port("127.0.0.1", port)
     with err.status("starting") as status:
+        def then(settings: object, result: object) -> None:  # inside the demo, while its broker runs
+            status.stop()
+            _demo_summary(result, out_dir, t0)
+            _demo_dashboard(settings, port)
+
         result = run_demo(out_dir, participants=participants, days=days, seed=seed,
-                          status=lambda msg: status.update(msg))
+                          status=lambda msg: status.update(msg), then=then if dashboard else None)
+    if not dashboard:
+        _demo_summary(result, out_dir, t0)
+
+
+def _demo_dashboard(settings: object, port: int) -> None:
+    """Serve the dashboard on the demo's broker until Ctrl-C, with a fresh token."""
+    import dataclasses
+    import secrets
+
+    from phenoflow.dashboard.server import Dashboard
+
+    token = secrets.token_urlsafe(18)
+    dash = Dashboard(dataclasses.replace(settings, dashboard_token=token), token=token, clock="data")
+    out.print(f"dashboard: http://127.0.0.1:{port}/?token={token}   (Ctrl-C stops it and the demo broker)")
+    try:
+        dash.run("127.0.0.1", port)
+    except KeyboardInterrupt:
+        pass
+
+
+def _demo_summary(result: object, out_dir: Path, t0: float) -> None:
+    import time
+
+    from rich.table import Table
+
     table = Table(title="phenoflow demo — per participant")
     for col in ("participant", "relapses", "scored days", "anomalous", "first alert (d before)", "step-ups s/p"):
         table.add_column(col, overflow="fold")

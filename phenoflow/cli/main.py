@@ -9,14 +9,14 @@ from typer.exceptions import Abort as TyperAbort
 from typer.exceptions import Exit as TyperExit
 from typer.exceptions import TyperException
 
-from phenoflow.cli import cmd_data, cmd_run, cmd_study
+from phenoflow.cli import cmd_dashboard, cmd_data, cmd_run, cmd_study
 from phenoflow.cli.app import app, err, out
 from phenoflow.core.errors import UserError
 
 __all__ = ["main"]
 
 #: The command modules; importing them registers their commands on ``app``.
-COMMAND_MODULES = (cmd_data, cmd_run, cmd_study)
+COMMAND_MODULES = (cmd_data, cmd_run, cmd_study, cmd_dashboard)
 
 
 def main() -> None:

@@ -59,6 +59,10 @@ class Settings:
     pseudonym_secret: str = ""
     #: File holding a generated pseudonym secret when ``pseudonym_secret`` is empty.
     pseudonym_key_file: str = ".phenoflow/pseudonym.key"
+    #: Dashboard: bearer token clients must present (``PHENOFLOW_DASHBOARD_TOKEN``); empty = refuse to start.
+    dashboard_token: str = field(default="", repr=False)
+    #: Dashboard: local days kept in memory per participant.
+    dashboard_days: int = 90
     extra: dict[str, Any] = field(default_factory=dict)
 
     def topic(self, short: str) -> str:
@@ -136,4 +140,5 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """``PHENOFLOW_*`` variables that rebuild ``settings`` in another process."""
-    return {f"PHENOFLOW_{key.upper()}": str(getattr(settings, key)) for key in _FIELDS}
+    # The dashboard token stays out of other processes' environments.
+    return {f"PHENOFLOW_{key.upper()}": str(getattr(settings, key)) for key in _FIELDS if key != "dashboard_token"}

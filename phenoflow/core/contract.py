@@ -178,6 +178,15 @@ class StepUpEvent(Event):
     day: Day | None = None
 
 
+class AckEvent(Event):
+    """A clinician's acknowledgement of an anomaly or step-up event (from the dashboard)."""
+
+    event_id: Annotated[str, Meta(min_length=1, max_length=200)]
+    ts: Timestamp
+    by: Annotated[str, Meta(max_length=100)]
+    note: Annotated[str, Meta(max_length=2000)] = ""
+
+
 class DeadLetter(Struct, kw_only=True):
     """A message that did not meet the contract, kept with its original bytes."""
 
@@ -204,6 +213,7 @@ TOPIC_TYPES: dict[str, type[Struct]] = {
     "scores.daily": ScoreDaily,
     "events.anomaly": AnomalyEvent,
     "events.stepup": StepUpEvent,
+    "events.ack": AckEvent,
     "deadletter": DeadLetter,
 }
 RAW_TOPICS: tuple[str, ...] = tuple(t for t in TOPIC_TYPES if t.startswith("raw."))

@@ -87,8 +87,11 @@ def run_demo(
     seed: int = 7,
     stages: tuple[str, ...] = ("hourly", "rhythm", "score"),
     status: Callable[[str], None] = lambda _msg: None,
+    then: Callable[[Settings, DemoResult], None] | None = None,
 ) -> DemoResult:
-    """Run the whole pipeline on a simulated cohort; outputs go under ``out``."""
+    """Run the whole pipeline on a simulated cohort; outputs go under ``out``.
+
+    ``then(settings, result)`` runs before the broker stops (``demo --dashboard``)."""
     from bytewax.testing import run_main
 
     from phenoflow.flows.pipeline import build_flow
@@ -125,7 +128,10 @@ def run_demo(
             with open(outputs / f"{topic}.jsonl", "wb") as fh:
                 counts[topic] = subscribe(settings, topic, fh, from_beginning=True, timeout=1.0).messages
         seconds["collect"] = time.perf_counter() - t
-    return DemoResult(out, summary, seconds, counts, summarise(cohort, outputs))
+        result = DemoResult(out, summary, seconds, counts, summarise(cohort, outputs))
+        if then is not None:
+            then(settings, result)
+    return result
 
 
 def _tick(status: Callable[[str], None], done: threading.Event) -> None:

@@ -33,6 +33,7 @@ VALID: dict[str, dict] = {
                        "model": "default"},
     "events.stepup": {"participant": "p1", "event_id": "x", "day": "2023-11-14", "from_level": "regular",
                       "to_level": "low", "source": "passive", "evidence": {"rate": 0.5}},
+    "events.ack": {"participant": "p1", "event_id": "x", "ts": 1700000000.0, "by": "dr-a", "note": "called"},
     "deadletter": {"topic": "raw.screen", "partition": 0, "offset": 4, "key": "p1", "value": "{}",
                    "value_encoding": "utf-8", "error": "raw.screen: Object missing required field `ts`"},
 }
@@ -63,6 +64,7 @@ INVALID: list[tuple[str, dict, str]] = [
     ("features.hourly", {"filled": 1.5}, "$.filled"),
     ("rhythm.daily", {"day": "14/11/2023"}, "$.day"),
     ("events.stepup", {"source": "guess"}, "$.source"),
+    ("events.ack", {"event_id": ""}, "$.event_id"),
 ]
 
 
