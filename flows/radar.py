@@ -12,16 +12,24 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 
 from phenoflow.config import Settings
-from phenoflow.connectors.radar.live import LocalTimeState, radar_decoder
+from phenoflow.connectors.radar.live import (
+    LocalTimeState,
+    pseudonymizer,
+    radar_decoder,
+    schema_store,
+    time_zone_history,
+)
 from phenoflow.flows.stages import OperatorLogic
 
 
 def radar_events(raw: Stream, settings: Settings) -> Stream:
     """Source items → ``(participant, contract event)`` or ``(participant or "", DeadLetter)``."""
-    decoded = op.flat_map_batch("radar_decode", raw, radar_decoder(settings))
+    store, pseudonym = schema_store(settings), pseudonymizer(settings)
+    decoded = op.flat_map_batch("radar_decode", raw, radar_decoder(settings, store, pseudonym))
     zone = settings.radar_timezone or None
+    history = time_zone_history(settings, store, pseudonym)
 
     def build(resume: Optional[LocalTimeState]) -> OperatorLogic[LocalTimeState]:
-        return OperatorLogic(resume if resume is not None else LocalTimeState(zone))
+        return OperatorLogic(resume if resume is not None else LocalTimeState(zone, history))
 
     return op.stateful_batch("radar_local_time", decoded, build)

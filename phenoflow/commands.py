@@ -27,6 +27,7 @@ def run(
     snapshot_interval: int = typer.Option(10, help="Seconds between recovery snapshots (at most this much is re-processed on resume)."),
     until_end: bool = typer.Option(False, "--until-end", help="Read every input topic to its end, close all windows, exit."),
     metrics_port: Optional[int] = typer.Option(None, help="Serve Prometheus /metrics on this port."),
+    source: Optional[str] = typer.Option(None, "--source", help="contract (default) or radar: read a RADAR-base cluster's Avro topics."),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Run the Bytewax dataflow for the given stages.
@@ -39,8 +40,20 @@ def run(
     from phenoflow.contract import ALL_TOPICS
     from phenoflow.flows.pipeline import parse_stages
 
-    settings = _settings(bootstrap, config, metrics_port=metrics_port)
+    settings = _settings(bootstrap, config, metrics_port=metrics_port, source=source)
     chosen = parse_stages(stages)
+    if settings.source == "radar":
+        from phenoflow.connectors.radar.live import radar_topics, schema_store
+
+        from phenoflow.connectors.kafka_io import list_topics
+
+        if not settings.schema_registry_url:
+            schema_store(settings)  # fail fast on a missing or bad schema directory
+        existing = list_topics(settings)
+        missing = [t for t in radar_topics(settings) if t not in existing]
+        if missing:
+            raise UserError(f"RADAR-base topic {missing[0]} does not exist on {settings.bootstrap} — "
+                            "create it or leave it out of radar_topics")
     if workers < 1:
         raise UserError(f"--workers {workers} must be ≥ 1")
     if (process_id is None) != (addresses is None):
@@ -222,3 +235,48 @@ def train(
                                     hidden=hidden, seed=seed, labels=labels,
                                     progress=lambda msg: status.update(msg))
     out.print(f"wrote {out_file}: {summary}")
+
+
+@app.command("import")
+def import_(
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="radar, aware or beiwe."),
+    src: Path = typer.Argument(..., help="The export: a folder (radar: <userId>/<topic>/*.csv.gz) or file."),
+    out_dir: Path = typer.Option(..., "--out", help="Cohort directory to write (replay format)."),
+    participant: Optional[str] = typer.Option(None, help="Import only this raw participant (folder or id)."),
+    timezone: Optional[str] = typer.Option(None, help="IANA zone for times with no recorded offset (default UTC)."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Write a replay-format cohort from a study export, with a mapping report (stdout and DIR/import_report.json)."""
+    import json
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from phenoflow.connectors.importers import get_reader
+    from phenoflow.connectors.importers.run import run_import, source_size
+
+    get_reader(fmt)  # unknown format: one line before any work
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UserError(f"--timezone {timezone!r} is not an IANA zone — use e.g. Europe/London") from None
+    if not src.exists():
+        raise UserError(f"export {src} not found — check the path")
+    settings = _settings(None, config)
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(f"importing {fmt}", total=source_size(src) or None)
+        result = run_import(fmt, src, out_dir, settings, participant=participant, timezone=timezone,
+                            progress=lambda n: bar.advance(task, n))
+    if result.key_created is not None:
+        err.print(f"generated pseudonym key in {result.key_created} — keep it with the study's config; "
+                  "it maps raw ids to participant ids")
+    out.print(json.dumps(result.report.to_json(), indent=2))
+    for label, reason in result.report.file_errors.items():
+        err.print(f"[red]error:[/] {label}: {reason}", soft_wrap=True)
+    err.print(f"wrote {', '.join(f.name for f in result.files)} and participants.csv to {out_dir} "
+              f"({result.report.participants} participants); report in {out_dir / 'import_report.json'}")
+    if result.report.file_errors:
+        raise UserError(f"{len(result.report.file_errors)} input file(s) damaged (listed above) — the rest was imported",
+                        exit_code=1)

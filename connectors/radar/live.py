@@ -11,14 +11,18 @@ Two pieces, wired by ``flows/radar.py``:
   the original key bytes carry the raw ``userId`` and must not leave this stage.
 * :class:`LocalTimeState` — keyed by participant: keeps the
   ``application_time_zone`` history (:class:`~phenoflow.connectors.radar.mapping.LocalTime`)
-  and sets ``utc_offset_min``. A change applies by event time to every event
-  processed after it arrived; events processed before it keep the offset known
-  then (the configured zone until the first change arrives), as the issue asks.
+  and sets ``utc_offset_min``. At start the flow reads the whole
+  ``application_time_zone`` topic (:func:`time_zone_history`), so data already on
+  the cluster gets the offset in force at its time whatever order librdkafka
+  hands the topics out in. A change that arrives later applies by event time to
+  every event processed after it; events processed before it keep the offset
+  known then (the configured zone until the first change arrives).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable, Union
 
 import msgspec
@@ -28,6 +32,7 @@ from phenoflow.config import Settings
 from phenoflow.connectors.kafka_source import RawMessage, SourceError
 from phenoflow.connectors.radar.mapping import (
     ACCELERATION,
+    TIME_ZONE,
     Drop,
     LocalTime,
     TimeZoneChange,
@@ -153,7 +158,57 @@ def radar_decoder(settings: Settings, store: SchemaStore | None = None,
     return _decode
 
 
+def time_zone_history(settings: Settings, store: SchemaStore, pseudonym: Callable[[str, str], str],
+                      timeout: float = 30.0) -> dict[str, list[tuple[float, int]]]:
+    """Every ``application_time_zone`` record on the cluster now, per participant (read to the end at start).
+
+    The topic is tiny (a record when the app starts or the zone changes), and
+    reading it first means a flow that starts on existing data (a restart, a
+    batch re-computation) gives every event the offset in force at its time,
+    whatever order librdkafka hands out the topics in. Records that arrive later
+    are applied as they come.
+    """
+    from confluent_kafka import KafkaError
+
+    from phenoflow.connectors.kafka_io import assign_all, consumer, topic_partitions
+
+    history: dict[str, list[tuple[float, int]]] = {}
+    for topic in (t for t in radar_topics(settings) if t.endswith("application_time_zone")):
+        parts = topic_partitions(settings, topic)
+        c = consumer(settings)
+        try:
+            assign_all(c, topic, parts, 0)
+            done: set[int] = set()
+            deadline = time.monotonic() + timeout
+            while len(done) < len(parts) and time.monotonic() < deadline:
+                for m in c.consume(500, 0.5):
+                    err = m.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            done.add(m.partition())
+                        continue
+                    try:
+                        _, key = decode(m.key(), store, "key")
+                        _, value = decode(m.value(), store, "value")
+                        change = map_value(TIME_ZONE, participant_of(key, pseudonym), value)
+                    except (WireError, KeyError, TypeError):
+                        continue  # the flow itself dead-letters it when it reads the topic
+                    if isinstance(change, TimeZoneChange):
+                        history.setdefault(change.participant, []).append((change.time, change.offset_min))
+        finally:
+            c.close()
+    return history
+
+
 _CONVERT = {short: tp for short, tp in TOPIC_TYPES.items() if short.startswith("raw.")}
+
+
+def _participant(p: Payload) -> str:
+    if isinstance(p, TimeZoneChange):
+        return p.participant
+    if isinstance(p, DeadLetter):
+        return p.key or ""
+    return p[1]["participant"]
 
 
 class LocalTimeState:
@@ -162,11 +217,23 @@ class LocalTimeState:
     Has ``update_batch``/``flush`` so ``flows.stages.OperatorLogic`` can run it.
     """
 
-    def __init__(self, zone: str | None = None) -> None:
+    def __init__(self, zone: str | None = None, history: dict[str, list[tuple[float, int]]] | None = None) -> None:
         self.local = LocalTime(zone)
+        self._history = history  # read at start (time_zone_history); taken on the first payload
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"local": self.local, "_history": None}  # snapshots keep the participant's own history only
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     def update_batch(self, payloads: list[Payload], **_: Any) -> list[Union[Event, DeadLetter]]:
         out: list[Union[Event, DeadLetter]] = []
+        if self._history is not None:
+            pid = next((_participant(p) for p in payloads), "")
+            for t, off in self._history.get(pid, ()):
+                self.local.add(t, off)
+            self._history = None
         for p in payloads:
             if isinstance(p, TimeZoneChange):
                 self.local.add(p.time, p.offset_min)
