@@ -271,12 +271,13 @@ def import_(
                             progress=lambda n: bar.advance(task, n))
     if result.key_created is not None:
         err.print(f"generated pseudonym key in {result.key_created} — keep it with the study's config; "
-                  "it maps raw ids to participant ids")
-    out.print(json.dumps(result.report.to_json(), indent=2))
+                  "it maps raw ids to participant ids", soft_wrap=True)
+    sys.stdout.write(json.dumps(result.report.to_json(), indent=2, ensure_ascii=False) + "\n")
     for label, reason in result.report.file_errors.items():
         err.print(f"[red]error:[/] {label}: {reason}", soft_wrap=True)
     err.print(f"wrote {', '.join(f.name for f in result.files)} and participants.csv to {out_dir} "
-              f"({result.report.participants} participants); report in {out_dir / 'import_report.json'}")
+              f"({result.report.participants} participants); report in {out_dir / 'import_report.json'}",
+              soft_wrap=True)
     if result.report.file_errors:
         raise UserError(f"{len(result.report.file_errors)} input file(s) damaged (listed above) — the rest was imported",
                         exit_code=1)
