@@ -265,7 +265,7 @@ def import_(
         raise UserError(f"export {src} not found — check the path")
     settings = _settings(None, config)
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
+                  TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task(f"importing {fmt}", total=source_size(src) or None)
         result = run_import(fmt, src, out_dir, settings, participant=participant, timezone=timezone,
                             progress=lambda n: bar.advance(task, n))

@@ -133,3 +133,18 @@ def test_import_unknown_format_is_one_line(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "phenoflow", "import", "csvx", str(tmp_path), "--out", str(tmp_path / "o")],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "unknown import format 'csvx'" in res.stderr
+
+
+def test_import_unknown_participant_and_radar_run_without_schemas_are_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "PHENOFLOW_PSEUDONYM_KEY_FILE": str(tmp_path / "k")}
+    res = _import(EXPORT, tmp_path / "o", env, "--participant", "nobody")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "no folder 'nobody'" in res.stderr
+    env.pop("PHENOFLOW_RADAR_SCHEMAS_DIR", None)
+    env.pop("PHENOFLOW_SCHEMA_REGISTRY_URL", None)
+    res = subprocess.run([sys.executable, "-m", "phenoflow", "run", "--source", "radar", "--until-end"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "needs schemas" in res.stderr
+    env["PHENOFLOW_RADAR_SCHEMAS_DIR"] = str(tmp_path / "none")
+    res = subprocess.run([sys.executable, "-m", "phenoflow", "run", "--source", "radar", "--until-end"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "schema directory" in res.stderr and "Traceback" not in res.stderr
