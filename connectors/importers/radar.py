@@ -52,29 +52,35 @@ class _BadRow(Exception):
     pass
 
 
-def _typed(kind: str, text: str | None, column: str) -> Any:
+def _converter(kind: str, column: str) -> Callable[[str | None], Any]:
+    """Text of one CSV cell → the value the Avro field of type ``kind`` holds ("?" = nullable)."""
     optional = kind.startswith("?")
     kind = kind.lstrip("?")
-    if text is None:
-        raise _BadRow(f"missing column {column}")
-    if text == "":
-        if optional:
-            return None
-        raise _BadRow(f"empty {column}")
-    if kind == _S:
-        return text
-    try:
-        if kind == _I:
-            return int(text)
-        v = float(text)
-    except ValueError:
-        raise _BadRow(f"non-numeric {column}") from None
-    if kind == _F:
+    pack, unpack = _F32.pack, _F32.unpack
+
+    def convert(text: str | None) -> Any:
+        if text is None:
+            raise _BadRow(f"missing column {column}")
+        if text == "":
+            if optional:
+                return None
+            raise _BadRow(f"empty {column}")
+        if kind == _S:
+            return text
         try:
-            return _F32.unpack(_F32.pack(v))[0]  # the 32-bit float the Avro record holds
-        except OverflowError:
-            raise _BadRow(f"{column} out of float range") from None
-    return v
+            if kind == _I:
+                return int(text)
+            v = float(text)
+        except ValueError:
+            raise _BadRow(f"non-numeric {column}") from None
+        if kind == _F:
+            try:
+                return unpack(pack(v))[0]  # the 32-bit float the Avro record holds
+            except OverflowError:
+                raise _BadRow(f"{column} out of float range") from None
+        return v
+
+    return convert
 
 
 def _answers(row: dict[str, str]) -> list[dict[str, Any]]:
@@ -94,13 +100,13 @@ def _answers(row: dict[str, str]) -> list[dict[str, Any]]:
     return out
 
 
-def _rows(path: Path, report: ImportReport, label: str) -> Iterator[dict[str, str]]:
-    """CSV rows of one ``.csv.gz`` (or ``.csv``); damage is recorded, the rows before it kept."""
-    n = 0
+def _rows(path: Path, report: ImportReport, label: str) -> Iterator[list[str]]:
+    """CSV rows of one ``.csv.gz`` (or ``.csv``), header first; damage is recorded, the rows before it kept."""
+    n = -1
     try:
         raw = gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")
         with raw as fh:
-            for row in csv.DictReader(fh):
+            for row in csv.reader(fh):
                 n += 1
                 yield row
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -152,7 +158,7 @@ def read_radar(src: Path, *, pseudonym: Callable[[str, str], str], report: Impor
                 if progress is not None:
                     progress(path.stat().st_size)
                 if schema is None:
-                    n = sum(1 for _ in _rows(path, report, f"#{k}/{topic}/{path.name}"))
+                    n = max(sum(1 for _ in _rows(path, report, f"#{k}/{topic}/{path.name}")) - 1, 0)
                     report.read(topic, n)
                     report.drop(topic, "topic not mapped to the event contract", n)
                     continue
@@ -168,37 +174,45 @@ def read_radar(src: Path, *, pseudonym: Callable[[str, str], str], report: Impor
 def _file(topic: str, schema: str, path: Path, label: str, pseudonym: Callable[[str, str], str], report: ImportReport,
           local: dict[str, m.LocalTime], changes: dict[str, int], timezone: str | None
           ) -> Iterator[tuple[str, dict[str, Any]]]:
-    fields = FIELDS[schema]
+    rows = _rows(path, report, label)
+    header = next(rows, None)
+    if header is None:
+        return
+    col = {name: i for i, name in enumerate(header)}
+    missing = [c for c in ("key.userId", *(f"value.{f}" for f in FIELDS[schema])) if c not in col]
+    if missing:
+        report.file_error(label, f"missing column {missing[0]} — is this a {topic} export?")
+    # (field, column index or None, converter) — looked up once per file, not per row.
+    fields = [(f, col.get(f"value.{f}"), _converter(kind, f"value.{f}")) for f, kind in FIELDS[schema].items()]
+    i_user, i_project = col.get("key.userId"), col.get("key.projectId")
     pids: dict[tuple[str, str], str] = {}
     run: list[tuple[str, dict[str, Any]]] = []
-    header_checked = False
-    for row in _rows(path, report, label):
-        report.read(topic)
-        if not header_checked:
-            header_checked = True
-            missing = [c for c in ("key.userId", *(f"value.{f}" for f in fields)) if c not in row]
-            if missing:
-                report.file_error(label, f"missing column {missing[0]} — is this a {topic} export?")
+    n_read = n_mapped = 0
+    map_value, Drop, TimeZoneChange = m.map_value, m.Drop, m.TimeZoneChange
+    for row in rows:
+        n_read += 1
+        width = len(row)
         try:
-            user, project = row.get("key.userId") or "", row.get("key.projectId") or ""
+            user = row[i_user] if i_user is not None and i_user < width else ""
+            project = row[i_project] if i_project is not None and i_project < width else ""
             if not user:
                 raise _BadRow("missing key.userId")
-            value = {f: _typed(kind, row.get(f"value.{f}"), f"value.{f}") for f, kind in fields.items()}
+            value = {f: conv(row[i] if i is not None and i < width else None) for f, i, conv in fields}
         except _BadRow as exc:
             report.drop(topic, str(exc))
             continue
         if schema == m.QUESTIONNAIRE:
-            value["answers"] = _answers(row)
+            value["answers"] = _answers(dict(zip(header, row)))
         pid = pids.get((project, user))
         if pid is None:
             pid = pids[(project, user)] = pseudonym(project, user)
             local.setdefault(pid, m.LocalTime(timezone))
-        res = m.map_value(schema, pid, value)
-        if isinstance(res, m.Drop):
+        res = map_value(schema, pid, value)
+        if isinstance(res, Drop):
             report.drop(topic, res.reason)
             continue
-        report.mapped(topic)
-        if isinstance(res, m.TimeZoneChange):
+        n_mapped += 1
+        if isinstance(res, TimeZoneChange):
             local[pid].add(res.time, res.offset_min)
             changes[pid] = changes.get(pid, 0) + 1
         else:
@@ -206,6 +220,8 @@ def _file(topic: str, schema: str, path: Path, label: str, pseudonym: Callable[[
             if len(run) >= CHUNK:
                 yield from _emit(run, local)
                 run = []
+    report.read(topic, n_read)
+    report.mapped(topic, n_mapped)
     yield from _emit(run, local)
 
 

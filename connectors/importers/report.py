@@ -47,7 +47,10 @@ class ImportReport:
 
     def stream(self, name: str) -> StreamCounts:
         """The counts of ``name``, created on first use."""
-        return self.streams.setdefault(name, StreamCounts())
+        counts = self.streams.get(name)
+        if counts is None:
+            counts = self.streams[name] = StreamCounts()
+        return counts
 
     def read(self, stream: str, n: int = 1) -> None:
         self.stream(stream).read += n
