@@ -100,13 +100,14 @@ def radar_decoder(settings: Settings, store: SchemaStore | None = None,
         zones: list[tuple[str, Payload]] = []
         out: list[tuple[str, Payload]] = []
         runs: dict[str, list[dict[str, Any]]] = {}
+        seen: dict[str, int] = {}
         for item in batch:
             if isinstance(item, SourceError):
                 metrics.KAFKA_ERRORS.labels(topic=item.topic, code=item.code).inc()
                 log.warning("Kafka consumer error on %s: %s — retrying", item.topic or "?", item.text)
                 continue
             topic, key, value, partition, offset = item
-            metrics.MESSAGES_IN.labels(topic=topic).inc()
+            seen[topic] = seen.get(topic, 0) + 1
 
             def dead(reason: str, pid: str | None) -> None:
                 metrics.DEAD_LETTERS.labels(topic=topic, reason="radar").inc()
@@ -150,6 +151,8 @@ def radar_decoder(settings: Settings, store: SchemaStore | None = None,
                     run.append(v)
             else:
                 out.append((pid, mapped))
+        for topic, n in seen.items():  # one metric update per topic per batch, not per message
+            metrics.MESSAGES_IN.labels(topic=topic).inc(n)
         # Time-zone changes first, so they apply to the batch's own events; chunks last.
         for pid, chunks in runs.items():
             out.extend((pid, ("raw.accelerometer", c)) for c in chunks)
