@@ -88,7 +88,7 @@ def _avro_records(export: Path, store: SchemaStore, limit: int) -> list[tuple[st
     return out
 
 
-def decode_cost(export: Path, schemas: Path, limit: int) -> None:
+def decode_cost(export: Path, schemas: Path, limit: int) -> tuple[list, list]:
     store = SchemaStore.from_dir(schemas)
     msgs = _avro_records(export, store, limit)
     settings = load_settings(pseudonym_secret=SECRET.decode(), topic_prefix="")
@@ -107,15 +107,16 @@ def decode_cost(export: Path, schemas: Path, limit: int) -> None:
     # The same records as one-sample contract JSON messages, and as the import's 2,500-sample chunks.
     from phenoflow.contract import encode as cenc
 
+    from phenoflow.contract import DeadLetter
+
     single = []
-    for e in events:
+    for e in (e for e in events if not isinstance(e, DeadLetter)):  # BOOTED interactions are dropped
         if isinstance(getattr(e, "ts", None), list):
             for j in range(len(e.ts)):
                 single.append(("raw.accelerometer", cenc(type(e)(participant=e.participant, ts=[e.ts[j]],
                                                              x=[e.x[j]], y=[e.y[j]], z=[e.z[j]]))))
         else:
             single.append((f"raw.{type(e).__name__.lower()}", cenc(e)))
-    single = [("raw.ambient" if t == "raw.ambient" else t, v) for t, v in single]
     jdec = decoder(settings)
     items = [(t, None, v, 0, k) for k, (t, v) in enumerate(single)]
     c0 = time.process_time()
@@ -128,6 +129,56 @@ def decode_cost(export: Path, schemas: Path, limit: int) -> None:
     print(f"  live RADAR path (wire+fastavro+map+pseudonym+local time+Struct): {avro_cpu / n * 1e6:7.2f} µs CPU/record")
     print(f"  JSON contract path, same records as 1-sample messages:             {json_cpu / len(items) * 1e6:7.2f} µs CPU/record")
     print(f"  ratio live RADAR / JSON contract:                                    {avro_cpu / n / (json_cpu / len(items)):7.2f}×")
+    return msgs, single
+
+
+def live_flows(b: EmbeddedBroker, schemas: Path, msgs: list, single: list) -> None:
+    """The hourly flow on the broker: RADAR Avro topics (``source=radar``) vs the same records as contract JSON."""
+    from bytewax.testing import run_main
+    from confluent_kafka.admin import NewTopic
+
+    prefix = f"l{uuid.uuid4().hex[:6]}."
+    radar_names = sorted({t for t, *_ in msgs})
+    base = load_settings(bootstrap=b.bootstrap, topic_prefix=prefix, pseudonym_secret=SECRET.decode())
+    kafka_io.ensure_topics(base, ALL_TOPICS)
+    client = kafka_io.admin(base)  # must outlive the futures
+    futures = client.create_topics([NewTopic(prefix + t, num_partitions=4, replication_factor=1)
+                                                 for t in radar_names])
+    for fut in futures.values():
+        fut.result(10)
+    prod = kafka_io.producer(base)
+    for topic, key, value, _, _ in msgs:
+        while True:
+            try:
+                prod.produce(prefix + topic, value=value, key=key)
+                break
+            except BufferError:
+                prod.poll(0.05)
+    for topic, value in single:
+        pid = value[value.index(b'"participant":"') + 15:].split(b'"', 1)[0]
+        while True:
+            try:
+                prod.produce(base.topic(topic), value=value, key=pid)
+                break
+            except BufferError:
+                prod.poll(0.05)
+    prod.flush()
+    import dataclasses
+
+    radar = dataclasses.replace(base, source="radar", radar_schemas_dir=str(schemas),
+                                radar_topics=",".join(prefix + t for t in radar_names))
+    rows = []
+    for name, settings, n in (("live --source radar (Avro)", radar, len(msgs)),
+                              ("contract JSON, 1-sample messages", base, len(single))):
+        flow = build_flow(settings, ("hourly",), until_end=True, flow_id=f"live_{uuid.uuid4().hex[:6]}")
+        w0, c0 = time.perf_counter(), time.process_time()
+        run_main(flow)
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        rows.append((name, n, wall, cpu))
+    print(f"\n== hourly flow on the broker, same {len(msgs):,} records")
+    for name, n, wall, cpu in rows:
+        print(f"  {name:<34} {wall:6.1f} s wall {cpu:6.1f} s CPU  {n / wall:>9,.0f} records/s  {cpu / n * 1e6:6.2f} µs CPU/record")
+    print(f"  CPU ratio radar / JSON: {rows[0][3] / rows[1][3]:.2f}×")
 
 
 def main() -> None:
@@ -151,7 +202,7 @@ def main() -> None:
           f"→ {rows / wall:,.0f} rows/s wall, {rows / cpu:,.0f} rows/s CPU")
 
     # 2. decode cost
-    decode_cost(export, args.schemas, args.records)
+    msgs, single = decode_cost(export, args.schemas, args.records)
 
     # 3. replay, flow, plain loop
     with EmbeddedBroker(port=0) as b:
@@ -180,6 +231,7 @@ def main() -> None:
         plain = run_plain(settings)
         print(f"== plain confluent+numpy loop (same topics): {plain.seconds:.1f} s wall, {plain.cpu:.1f} s CPU")
         print(f"   phenoflow / plain by CPU: {plain.cpu / fcpu:.2f}× the plain loop's speed (goal ≥ 0.5×)")
+        live_flows(b, args.schemas, msgs, single)
 
 
 def rep_days(cohort: Path) -> float:
