@@ -180,7 +180,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             values[key] = value
     if path is not None and not Path(values.get("pseudonym_key_file", Settings.pseudonym_key_file)).is_absolute():
         # A generated pseudonym key belongs beside the study's config, wherever the command runs.
-        values["pseudonym_key_file"] = str(path.parent / values.get("pseudonym_key_file", Settings.pseudonym_key_file))
+        key_file = path.parent / values.get("pseudonym_key_file", Settings.pseudonym_key_file)
+        values["pseudonym_key_file"] = str(key_file.absolute())  # absolute: a second load must not re-resolve it
     settings = Settings(**values)
     if settings.partitions < 1:
         raise UserError("partitions must be ≥ 1 — fix PHENOFLOW_PARTITIONS or the config file")

@@ -48,3 +48,17 @@ def test_unreachable_broker_error_does_not_show_the_password(tmp_path: Path) -> 
     assert res.returncode != 0
     assert "no Kafka broker answers at 127.0.0.1:9" in res.stderr and "Traceback" not in res.stderr
     assert PASSWORD not in res.stderr + res.stdout
+
+
+def test_generated_pseudonym_key_lives_beside_the_config(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    conf = tmp_path / "study" / "study.toml"
+    conf.parent.mkdir()
+    conf.write_text('topic_prefix = "s."\n')
+    monkeypatch.delenv("PHENOFLOW_PSEUDONYM_KEY_FILE", raising=False)
+    s = load_settings(conf)
+    assert Path(s.pseudonym_key_file) == (tmp_path / "study" / ".phenoflow" / "pseudonym.key").absolute()
+    # Loading again from the environment it produced (as a flow process does) gives the same file.
+    for k, v in settings_env(s).items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("PHENOFLOW_CONFIG", str(conf))
+    assert load_settings().pseudonym_key_file == s.pseudonym_key_file
