@@ -199,7 +199,7 @@ def main() -> None:
     rows = sum(s.read for s in res.report.streams.values())
     acc = res.report.streams["android_phone_acceleration"].read
     print(f"== import radar: {rows:,} rows ({acc:,} acceleration) in {wall:.1f} s wall, {cpu:.1f} s CPU "
-          f"→ {rows / wall:,.0f} rows/s wall, {rows / cpu:,.0f} rows/s CPU")
+          f"→ {rows / wall:,.0f} rows/s wall, {rows / cpu:,.0f} rows/s CPU; peak RSS {_max_rss_mb():,.0f} MB")
 
     # 2. decode cost
     msgs, single = decode_cost(export, args.schemas, args.records)
@@ -232,6 +232,12 @@ def main() -> None:
         print(f"== plain confluent+numpy loop (same topics): {plain.seconds:.1f} s wall, {plain.cpu:.1f} s CPU")
         print(f"   phenoflow / plain by CPU: {plain.cpu / fcpu:.2f}× the plain loop's speed (goal ≥ 0.5×)")
         live_flows(b, args.schemas, msgs, single)
+
+
+def _max_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def rep_days(cohort: Path) -> float:
