@@ -54,6 +54,13 @@ def run(
         if missing:
             raise UserError(f"RADAR-base topic {missing[0]} does not exist on {settings.bootstrap} — "
                             "create it or leave it out of radar_topics")
+        from phenoflow.pseudonym import load_or_create_secret
+
+        # Create the key here, once, not in each flow process (they would race and differ).
+        _, created = load_or_create_secret(settings.pseudonym_secret, Path(settings.pseudonym_key_file))
+        if created:
+            err.print(f"generated pseudonym key in {settings.pseudonym_key_file} — keep it with the study's config; "
+                      "it maps raw ids to participant ids", soft_wrap=True)
     if workers < 1:
         raise UserError(f"--workers {workers} must be ≥ 1")
     if (process_id is None) != (addresses is None):
