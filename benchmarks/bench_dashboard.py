@@ -30,11 +30,19 @@ from pathlib import Path
 
 import numpy as np
 
-from phenoflow.core.config import load_settings
-from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.connectors.broker import EmbeddedBroker
-from phenoflow.core.contract import (AnomalyEvent, Contributor, HourlyFeatures, RhythmDaily, ScoreDaily, StepUpEvent,
-                                decode, encode)
+from phenoflow.connectors.kafka import clients as kafka_io
+from phenoflow.core.config import load_settings
+from phenoflow.core.contract import (
+    AnomalyEvent,
+    Contributor,
+    HourlyFeatures,
+    RhythmDaily,
+    ScoreDaily,
+    StepUpEvent,
+    decode,
+    encode,
+)
 from phenoflow.dashboard.server import Dashboard
 from phenoflow.dashboard.view import DashboardView
 from phenoflow.operators.hourly.schema import FEATURE_NAMES

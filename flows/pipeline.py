@@ -75,16 +75,27 @@ def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool =
 
         scorer = load_scorer(settings)  # fail fast on a missing or bad model, before any I/O
         score_input = "features.hourly" if scorer.input_kind == "hourly" else "rhythm.daily"
-    topics = input_topics(stages, score_input)
+    topics = [settings.topic(t) for t in input_topics(stages, score_input)]
+    if settings.source == "radar":
+        from phenoflow.connectors.radar.live import radar_topics
+
+        if stages[0] != "hourly":
+            raise UserError("source radar feeds the hourly stage — run --stages starting with hourly")
+        topics = radar_topics(settings)
     source = PartitionGroupSource(
         settings.bootstrap,
-        [settings.topic(t) for t in topics],
+        topics,
         tail=not until_end,
         batch_size=st.SOURCE_BATCH,
         config={k: v for k, v in settings.kafka_config().items() if k != "bootstrap.servers"},
     )
     # Decoded items are (participant, event) pairs, so the stateful steps need no key step.
-    decoded = op.flat_map_batch("decode", op.input("in", flow, source), decoder(settings))
+    if settings.source == "radar":
+        from phenoflow.flows.radar_input import radar_events
+
+        decoded = radar_events(op.input("in", flow, source), settings)
+    else:
+        decoded = op.flat_map_batch("decode", op.input("in", flow, source), decoder(settings))
     split = op.branch("dead_or_event", decoded, lambda kv: isinstance(kv[1], DeadLetter))
     dead, events = split.trues, split.falses
     to_dead = to_sink(settings, "deadletter")

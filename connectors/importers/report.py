@@ -42,10 +42,15 @@ class ImportReport:
     timezone_source: dict[str, str] = field(default_factory=dict)
     #: events written per contract topic (``raw.screen`` → n)
     written: Counter[str] = field(default_factory=Counter)
+    #: input file → what was wrong with it as a whole (truncated gzip, missing column, …)
+    file_errors: dict[str, str] = field(default_factory=dict)
 
     def stream(self, name: str) -> StreamCounts:
         """The counts of ``name``, created on first use."""
-        return self.streams.setdefault(name, StreamCounts())
+        counts = self.streams.get(name)
+        if counts is None:
+            counts = self.streams[name] = StreamCounts()
+        return counts
 
     def read(self, stream: str, n: int = 1) -> None:
         self.stream(stream).read += n
@@ -56,6 +61,10 @@ class ImportReport:
     def drop(self, stream: str, reason: str, n: int = 1) -> None:
         """Count ``n`` rows of ``stream`` as dropped for ``reason`` (a person-readable phrase)."""
         self.stream(stream).dropped[reason] += n
+
+    def file_error(self, path: str, reason: str) -> None:
+        """Record damage to a whole input file (its readable rows are still counted row by row)."""
+        self.file_errors.setdefault(path, reason)
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-ready data (``import_report.json``)."""
@@ -70,4 +79,5 @@ class ImportReport:
             "conversions": dict(self.conversions),
             "timezone_source": dict(self.timezone_source),
             "written": dict(self.written),
+            "file_errors": dict(self.file_errors),
         }

@@ -109,9 +109,9 @@ class HourlyAggregator(PickleSnapshot):
         Why both: in a fast replay the source reads topics with skew — a sparse
         topic (SMS) can be read to its end while the accelerometer is days behind
         in event time; the lagging stream is still delivering, so it must keep
-        holding. With the wall clock, streams not seen yet count as seen at the
-        participant's earliest event, so the first topic read cannot close days
-        alone.
+        holding. With the wall clock, a stream not seen yet holds everything for
+        ``idle_wall_s`` after the participant's first event: the first topic read
+        cannot close hours that a topic read later still has data for.
         """
         if not self._stream_max:
             return -math.inf
@@ -119,8 +119,11 @@ class HourlyAggregator(PickleSnapshot):
         newest = max(self._stream_max.values())
         maxes = dict(self._stream_max)
         if self._now is not None and self._first is not None:
+            # A stream not delivered yet may still be behind everything seen so far (a topic
+            # read later whose data starts earlier): it holds the watermark completely, until
+            # ``idle_wall_s`` after the participant's first event shows it has nothing to give.
             for stream in STREAMS.values():
-                maxes.setdefault(stream, self._first[0])
+                maxes.setdefault(stream, -math.inf)
         active = []
         for stream, t in maxes.items():
             if t >= newest - c.idle_timeout_s:

@@ -1,4 +1,4 @@
-"""Commands that move data: ``broker``, ``simulate``, ``replay``, ``subscribe``."""
+"""Commands that move data: ``broker``, ``simulate``, ``replay``, ``subscribe``, ``import``."""
 
 from __future__ import annotations
 
@@ -149,3 +149,49 @@ def subscribe(
     else:
         do_subscribe(settings, topic, sys.stdout.buffer, from_beginning=from_beginning, limit=limit,
                      timeout=timeout, group=group, dedupe=dedupe)
+
+
+@app.command("import")
+def import_(
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="radar, aware or beiwe."),
+    src: Path = typer.Argument(..., help="The export: a folder (radar: <userId>/<topic>/*.csv.gz) or file."),
+    out_dir: Path = typer.Option(..., "--out", help="Cohort directory to write (replay format)."),
+    participant: Optional[str] = typer.Option(None, help="Import only this raw participant (folder or id)."),
+    timezone: Optional[str] = typer.Option(None, help="IANA zone for times with no recorded offset (default UTC)."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Write a replay-format cohort from a study export, with a mapping report (stdout and DIR/import_report.json)."""
+    import json
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from phenoflow.connectors.importers import get_reader
+    from phenoflow.connectors.importers.run import run_import, source_size
+
+    get_reader(fmt)  # unknown format: one line before any work
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UserError(f"--timezone {timezone!r} is not an IANA zone — use e.g. Europe/London") from None
+    if not src.exists():
+        raise UserError(f"export {src} not found — check the path")
+    settings = settings_from_flags(None, config)
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(f"importing {fmt}", total=source_size(src) or None)
+        result = run_import(fmt, src, out_dir, settings, participant=participant, timezone=timezone,
+                            progress=lambda n: bar.advance(task, n))
+    if result.key_created is not None:
+        err.print(f"generated pseudonym key in {result.key_created} — keep it with the study's config; "
+                  "it maps raw ids to participant ids", soft_wrap=True)
+    sys.stdout.write(json.dumps(result.report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    for label, reason in result.report.file_errors.items():
+        err.print(f"[red]error:[/] {label}: {reason}", soft_wrap=True)
+    err.print(f"wrote {', '.join(f.name for f in result.files)} and participants.csv to {out_dir} "
+              f"({result.report.participants} participants); report in {out_dir / 'import_report.json'}",
+              soft_wrap=True)
+    if result.report.file_errors:
+        raise UserError(f"{len(result.report.file_errors)} input file(s) damaged (listed above) — the rest was imported",
+                        exit_code=1)

@@ -27,6 +27,7 @@ def run(
     snapshot_interval: int = typer.Option(10, help="Seconds between recovery snapshots (at most this much is re-processed on resume)."),
     until_end: bool = typer.Option(False, "--until-end", help="Read every input topic to its end, close all windows, exit."),
     metrics_port: Optional[int] = typer.Option(None, help="Serve Prometheus /metrics on this port."),
+    source: Optional[str] = typer.Option(None, "--source", help="contract (default) or radar: read a RADAR-base cluster's Avro topics."),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Run the Bytewax dataflow for the given stages.
@@ -39,8 +40,25 @@ def run(
     from phenoflow.core.contract import ALL_TOPICS
     from phenoflow.flows.pipeline import parse_stages
 
-    settings = settings_from_flags(bootstrap, config, metrics_port=metrics_port)
+    settings = settings_from_flags(bootstrap, config, metrics_port=metrics_port, source=source)
     chosen = parse_stages(stages)
+    if settings.source == "radar":
+        from phenoflow.connectors.kafka.clients import list_topics
+        from phenoflow.connectors.radar.live import radar_topics, schema_store
+        from phenoflow.core.pseudonym import load_or_create_secret
+
+        if not settings.schema_registry_url:
+            schema_store(settings)  # fail fast on a missing or bad schema directory
+        existing = list_topics(settings)
+        missing = [t for t in radar_topics(settings) if t not in existing]
+        if missing:
+            raise UserError(f"RADAR-base topic {missing[0]} does not exist on {settings.bootstrap} — "
+                            "create it or leave it out of radar_topics")
+        # Create the key here, once, not in each flow process (they would race and differ).
+        _, created = load_or_create_secret(settings.pseudonym_secret, Path(settings.pseudonym_key_file))
+        if created:
+            err.print(f"generated pseudonym key in {settings.pseudonym_key_file} — keep it with the study's config; "
+                      "it maps raw ids to participant ids", soft_wrap=True)
     if workers < 1:
         raise UserError(f"--workers {workers} must be ≥ 1")
     if (process_id is None) != (addresses is None):

@@ -56,9 +56,32 @@ class Settings:
     #: Extra librdkafka settings as "key=value,key=value".
     kafka_options: str = ""
     #: Secret of the keyed participant pseudonyms (phenoflow/core/pseudonym.py); empty = key file.
-    pseudonym_secret: str = ""
+    pseudonym_secret: str = field(default="", repr=False)
     #: File holding a generated pseudonym secret when ``pseudonym_secret`` is empty.
     pseudonym_key_file: str = ".phenoflow/pseudonym.key"
+    #: Input of the hourly stage: "contract" (phenoflow's JSON topics) or "radar" (a RADAR-base cluster).
+    source: str = "contract"
+    #: RADAR-base: Schema Registry URL; empty = schemas from ``radar_schemas_dir``.
+    schema_registry_url: str = ""
+    #: RADAR-base: directory of .avsc files (RADAR-Schemas' commons/), optional ids.json (docs/real-data.md).
+    radar_schemas_dir: str = ""
+    #: RADAR-base topics read by ``--source radar`` (full names, comma-separated; no prefix is added).
+    radar_topics: str = ("application_time_zone,android_phone_acceleration,android_phone_user_interaction,"
+                         "android_phone_light,android_phone_relative_location,android_phone_call,"
+                         "android_phone_sms,questionnaire_phq8")
+    #: RADAR-base: IANA zone of participants until their first application_time_zone record; empty = UTC.
+    radar_timezone: str = ""
+    #: Kafka security (every client: flows, tools, Schema Registry); see docs/deploy.md.
+    kafka_security_protocol: str = ""
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
+    kafka_ssl_ca_location: str = ""
+    kafka_ssl_certificate_location: str = ""
+    kafka_ssl_key_location: str = ""
+    kafka_ssl_key_password: str = field(default="", repr=False)
+    #: Schema Registry basic auth ``user:password``; empty = none.
+    schema_registry_auth: str = field(default="", repr=False)
     #: Dashboard: bearer token clients must present (``PHENOFLOW_DASHBOARD_TOKEN``); empty = refuse to start.
     dashboard_token: str = field(default="", repr=False)
     #: Dashboard: local days kept in memory per participant.
@@ -84,6 +107,33 @@ class Settings:
                     "PHENOFLOW_KAFKA_OPTIONS='security.protocol=SSL'"
                 )
             conf[key.strip()] = value.strip()
+        conf.update(self.security_config())
+        return conf
+
+    def security_config(self) -> dict[str, str]:
+        """librdkafka ``security.protocol``, ``sasl.*``, ``ssl.*`` from the ``kafka_*`` settings (set ones only)."""
+        pairs = {
+            "security.protocol": self.kafka_security_protocol,
+            "sasl.mechanism": self.kafka_sasl_mechanism,
+            "sasl.username": self.kafka_sasl_username,
+            "sasl.password": self.kafka_sasl_password,
+            "ssl.ca.location": self.kafka_ssl_ca_location,
+            "ssl.certificate.location": self.kafka_ssl_certificate_location,
+            "ssl.key.location": self.kafka_ssl_key_location,
+            "ssl.key.password": self.kafka_ssl_key_password,
+        }
+        return {k: v for k, v in pairs.items() if v}
+
+    def registry_config(self) -> dict[str, str]:
+        """``SchemaRegistryClient`` settings: URL, basic auth, and the same TLS files as Kafka."""
+        conf = {"url": self.schema_registry_url}
+        if self.schema_registry_auth:
+            conf["basic.auth.user.info"] = self.schema_registry_auth
+        if self.kafka_ssl_ca_location:
+            conf["ssl.ca.location"] = self.kafka_ssl_ca_location
+        if self.kafka_ssl_certificate_location and self.kafka_ssl_key_location:
+            conf["ssl.certificate.location"] = self.kafka_ssl_certificate_location
+            conf["ssl.key.location"] = self.kafka_ssl_key_location
         return conf
 
 
@@ -132,9 +182,15 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             if key not in _FIELDS:
                 raise TypeError(f"unknown setting {key}")
             values[key] = value
+    if path is not None and not Path(values.get("pseudonym_key_file", Settings.pseudonym_key_file)).is_absolute():
+        # A generated pseudonym key belongs beside the study's config, wherever the command runs.
+        key_file = path.parent / values.get("pseudonym_key_file", Settings.pseudonym_key_file)
+        values["pseudonym_key_file"] = str(key_file.absolute())  # absolute: a second load must not re-resolve it
     settings = Settings(**values)
     if settings.partitions < 1:
         raise UserError("partitions must be ≥ 1 — fix PHENOFLOW_PARTITIONS or the config file")
+    if settings.source not in ("contract", "radar"):
+        raise UserError(f"source {settings.source!r} is unknown — use contract or radar")
     return settings
 
 

@@ -24,10 +24,10 @@ from typing import Iterator
 import pytest
 from bytewax.testing import run_main
 
-from phenoflow.core.config import Settings, load_settings
 from phenoflow.connectors.kafka.clients import ensure_topics, producer
 from phenoflow.connectors.replay import replay
 from phenoflow.connectors.subscribe import subscribe
+from phenoflow.core.config import Settings, load_settings
 from phenoflow.core.contract import ALL_TOPICS, AnomalyEvent, Contributor, encode
 from phenoflow.dashboard.server import Dashboard
 from phenoflow.flows.pipeline import build_flow

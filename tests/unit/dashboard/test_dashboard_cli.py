@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from phenoflow.core.config import load_settings
-from phenoflow.dashboard.web import session_value
-from phenoflow.dashboard.server import check_port, resolve_token
 from phenoflow.core.errors import UserError
+from phenoflow.dashboard.server import check_port, resolve_token
+from phenoflow.dashboard.web import session_value
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
