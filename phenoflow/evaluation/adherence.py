@@ -34,8 +34,8 @@ from scipy.stats import mannwhitneyu
 from scipy.stats.contingency import odds_ratio
 
 from phenoflow.core.timebase import local_day_hour
-from phenoflow.evaluation.provenance import UNRECORDED
 from phenoflow.evaluation.dumps import NR30_DAYS, CohortDays, DumpStats, days_before_relapse, dump_path, iter_dump
+from phenoflow.evaluation.provenance import UNRECORDED
 
 __all__ = ["AdherenceResult", "ParticipantAdherence", "ScoreRecords", "adherence", "read_score_records"]
 
@@ -167,7 +167,7 @@ def adherence(out: Path, cohort: CohortDays, records: ScoreRecords) -> Adherence
     table = ratio = ci = None
     if t2 is not None:
         a = b = c = d = 0
-        for i, (pid, day) in enumerate(zip(np.repeat(cohort.participants, np.diff(cohort.starts)), cohort.day)):
+        for i, (pid, day) in enumerate(zip(np.repeat(cohort.participants, np.diff(cohort.starts)), cohort.day, strict=True)):
             if (pid, day) not in t2:
                 continue
             n2 = min(t2[(pid, day)], 24)

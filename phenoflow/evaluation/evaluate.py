@@ -19,18 +19,18 @@ import numpy as np
 
 from phenoflow.connectors.cohort import read_labels
 from phenoflow.core.errors import UserError
+from phenoflow.evaluation.adherence import AdherenceResult, adherence, read_score_records
+from phenoflow.evaluation.burden import BurdenRow, alert_burden
 from phenoflow.evaluation.compare import compare_models, parse_models
 from phenoflow.evaluation.detection import Confusion, Spread
 from phenoflow.evaluation.dumps import (
     CohortDays,
-    days_before_relapse,
     FeatureTable,
+    days_before_relapse,
     load_cohort,
     load_feature_table,
     resolve_outputs,
 )
-from phenoflow.evaluation.adherence import AdherenceResult, adherence, read_score_records
-from phenoflow.evaluation.burden import BurdenRow, alert_burden
 from phenoflow.evaluation.explain import daily_matrix, explain, trajectories
 from phenoflow.evaluation.protocol import (
     GUARD_DAYS,

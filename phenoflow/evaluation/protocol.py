@@ -141,7 +141,9 @@ def make_splits(
 
     Roles: 0 training, 1 healthy validation, 2 threshold validation, 3 test,
     4 gap (unused). Days are assigned in blocks (:func:`day_blocks`): whole DRH
-    weeks by the DRH shares, whole NR30 episodes by ``nr30_validation`` (a
+    weeks by the DRH shares (the test share as one run of consecutive DRH
+    weeks at a random position, the others shuffled), whole NR30 episodes by
+    ``nr30_validation`` (a
     participant with one episode puts it in validation with that probability,
     else in test). Then every non-test day within ``guard`` days of a test day
     becomes a gap, so no rhythm window holds both a day τ (or a model) was
@@ -159,12 +161,22 @@ def make_splits(
         block, is_nr = day_blocks(cohort.day[sl], cohort.days_before[sl], nr30[sl])
         rng = np.random.default_rng([seed, zlib.crc32(pid.encode())])
         drh_b, nr_b = np.flatnonzero(~is_nr), np.flatnonzero(is_nr)
-        drh_roles = np.repeat(drh_codes, _counts(drh_b.size, drh_shares)) if drh_b.size else drh_codes[:0]
+        drh_counts = _counts(drh_b.size, drh_shares) if drh_b.size else [0, 0, 0, 0]
+        fit_roles = np.repeat(drh_codes[:3], drh_counts[:3])
+        n_test = drh_counts[3]
         if nr_b.size > 1:
             nr_roles = np.repeat(np.array((VALIDATION, TEST), np.int8), _counts(nr_b.size, (fractions.nr30_validation,)))
         block_role = np.empty(is_nr.size, dtype=np.int8)
         for it in range(iterations):
-            block_role[drh_b[rng.permutation(drh_b.size)]] = drh_roles
+            if drh_b.size:
+                # test weeks are one run of consecutive DRH weeks: scattered test weeks would
+                # turn most fitting weeks into guard gaps
+                start = int(rng.integers(0, drh_b.size - n_test + 1))
+                test_run = np.zeros(drh_b.size, dtype=bool)
+                test_run[start : start + n_test] = True
+                block_role[drh_b[test_run]] = TEST
+                rest = drh_b[~test_run]
+                block_role[rest[rng.permutation(rest.size)]] = fit_roles
             if nr_b.size == 1:
                 block_role[nr_b] = VALIDATION if rng.random() < fractions.nr30_validation else TEST
             elif nr_b.size:

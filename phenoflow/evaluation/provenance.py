@@ -173,7 +173,9 @@ def check_in_sample(
     ``sources``: the ``threshold_source`` values in scores.daily with their record
     counts; ``source_participants``: which participants carry each source. A
     participant is in-sample when the file's provenance holds the same label hash
-    for it as this cohort's ``labels`` (its τ saw these very relapse dates).
+    for it as this cohort's ``labels`` (its τ saw these very relapse dates) and
+    at least one such participant has relapse dates (pseudonyms like ``P001``
+    without relapse recur across cohorts; matching relapse dates do not).
     """
     res = InSample(sources=dict(sources), allowed=allow)
     files = [h for h in sources if h not in (CALIBRATION, UNRECORDED, "")]
@@ -199,7 +201,11 @@ def check_in_sample(
                 continue
             raise UserError(f"thresholds file {path} has no provenance — refit it with `phenoflow evaluate "
                             "--protocol adler --thresholds-out` on another cohort, or pass --allow-in-sample")
-        res.participants += sorted(p for p in source_participants.get(h, set()) if p in ours and theirs.get(p) == ours[p])
+        same = sorted(p for p in source_participants.get(h, set()) if p in ours and theirs.get(p) == ours[p])
+        # "no relapse" is the same label in any cohort that reuses a pseudonym: a participant
+        # without relapse only counts once a relapsing one shows that this is the same cohort
+        if any(len(labels[p]) for p in same):
+            res.participants += same
     if res.participants and not allow:
         raise UserError(
             f"the thresholds of {len(res.participants)} participant(s) were fitted on this cohort's own labels "
