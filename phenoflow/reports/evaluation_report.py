@@ -11,7 +11,7 @@ from pathlib import Path
 
 from phenoflow.evaluation.evaluate import EvaluationResult
 from phenoflow.reports import plots
-from phenoflow.reports.evidence import evidence_html, evidence_markdown, in_sample_line, summary_lines, top_html
+from phenoflow.reports.evidence import ci, evidence_html, evidence_markdown, in_sample_line, summary_lines, top_html
 from phenoflow.reports.layout import (
     card,
     html_table,
@@ -145,9 +145,9 @@ def evaluation_html(r: EvaluationResult) -> str:
     body = ["<h1>Relapse early-warning evaluation</h1>", top_html(r)] + [f'<p class="sub">{escape(line)}</p>' for line in _headline(r)]
     body.append(
         '<div class="cards">'
-        + card(num(sens.median), "median sensitivity (TPR)", f"IQR {num(sens.q1)}–{num(sens.q3)} · {sens.n} participants with relapse")
-        + card(num(spec.median), "median specificity", f"IQR {num(spec.q1)}–{num(spec.q3)} · {spec.n} participants")
-        + card(num(ratio.median), "median TPR/FPR", f"pooled: {num(pooled.tpr_fpr)} · >1 = more flags near relapse")
+        + card(num(sens.median), "median sensitivity (TPR)", f"{ci(r, 'median_sensitivity')}IQR {num(sens.q1)}–{num(sens.q3)} · {sens.n} participants with relapse")
+        + card(num(spec.median), "median specificity", f"{ci(r, 'median_specificity')}IQR {num(spec.q1)}–{num(spec.q3)} · {spec.n} participants")
+        + card(num(ratio.median), "median TPR/FPR", f"{ci(r, 'median_tpr_fpr')}pooled: {num(pooled.tpr_fpr)} · >1 = more flags near relapse")
         + "</div>"
     )
     body += evidence_html(r)

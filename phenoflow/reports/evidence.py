@@ -12,7 +12,7 @@ from phenoflow.evaluation.evaluate import EvaluationResult
 from phenoflow.reports import evidence_plots
 from phenoflow.reports.layout import html_table, md_table, num, pval
 
-__all__ = ["evidence_html", "evidence_markdown", "in_sample_line", "summary_lines"]
+__all__ = ["ci", "evidence_html", "evidence_markdown", "in_sample_line", "summary_lines", "top_html"]
 
 _FIGURES = [
     ("median_sensitivity", "median sensitivity (per participant)"),
@@ -22,6 +22,14 @@ _FIGURES = [
     ("specificity", "pooled specificity"),
     ("tpr_fpr", "pooled TPR/FPR"),
 ]
+
+
+def ci(r: EvaluationResult, key: str) -> str:
+    """``95 % CI lo–hi · `` for a card, or "" without an interval."""
+    iv = r.intervals.get(key)
+    if iv is None or iv.low is None:
+        return ""
+    return f"95 % CI {num(iv.low)}–{num(iv.high)} · "
 
 
 def in_sample_line(r: EvaluationResult) -> str | None:
@@ -132,10 +140,12 @@ def evidence_html(r: EvaluationResult) -> list[str]:
             f'<div class="fig">{evidence_plots.interval_bars(r.intervals, r.resamples)}</div>',
             html_table(["figure", "estimate", "2.5 %", "97.5 %"], _interval_rows(r))]
     if r.null is not None:
+        how = ("the whole protocol (blocked splits, τ search) re-run on the moved dates; the observed value is "
+               "recomputed with the same, smaller number of splits per run, so it can differ from the headline"
+               if r.protocol == "adler" else "the published flags unchanged")
         body += ["<h2>Compared with chance</h2><p class='note'>Each participant's relapse dates moved together "
-                 "by a random circular shift (same number and spacing); flags unchanged"
-                 + (", the whole protocol (splits, τ search) re-run" if r.protocol == "adler" else "")
-                 + ". p = (1 + permutations ≥ observed) / (1 + permutations).</p>",
+                 f"by a random circular shift (same number and spacing); {how}. "
+                 "p = (1 + permutations ≥ observed) / (1 + permutations).</p>",
                  f'<div class="fig">{evidence_plots.null_histogram(r.null.null, r.null.observed, r.null.p)}</div>',
                  html_table(_NULL_HEADER, _null_rows(r))]
     if r.burden:

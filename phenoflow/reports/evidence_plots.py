@@ -52,7 +52,7 @@ def interval_bars(intervals: dict[str, object], resamples: int) -> str:
         c.text(c.left, 18, f"{label}: 95 % bootstrap interval", size=13, weight="600")
         if x_max is None:
             c.vline(1.0, color=GREY, dash="5 4")
-            c.text(c.x(1.0) + 4, c.top + 10, "chance = 1", size=10, color="#6b7280")
+            c.text(c.x(1.0) + 4, c.h - c.bottom - 4, "chance = 1", size=10, color="#6b7280")
         for i, (key, name, color) in enumerate(rows):
             c.text(c.left - 8, c.y(i) + 4, name, size=12, anchor="end")
             iv = intervals.get(key)
@@ -102,7 +102,7 @@ def burden_bars(rows: Sequence[object]) -> str:
     c.set_x(0, max(hi, ticks[-1]))
     c.set_y(len(items) - 0.5, -0.5)
     c.axes([(t, fmt_num(t)) for t in ticks], None, xlabel="events per participant-month (median, 95 % interval)", grid=False)
-    c.text(c.left, 18, "Alert burden (median participant, 95 % bootstrap interval)", size=13, weight="600")
+    c.text(c.left, 18, "Events per participant-month", size=13, weight="600")
     for i, (r, k) in enumerate(items):
         iv = getattr(r, f"{k}_rate")
         name = f"{r.group} ({r.participants}): {'anomalies' if k == 'anomaly' else 'step-ups'}"  # type: ignore[attr-defined]
