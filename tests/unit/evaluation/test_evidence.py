@@ -150,3 +150,25 @@ def test_cli_prints_the_plain_words_line(tmp_path: Path) -> None:
     assert "separation is distinguishable from chance on this cohort (p = 0.00498)" in res.output
     res = CliRunner().invoke(app, ["evaluate", str(tmp_path), "--resamples", "5"])
     assert isinstance(res.exception, UserError) and "resamples must be ≥ 100" in str(res.exception)  # main() prints it
+
+
+def test_comparison_autoencoder_calibrates_per_participant_like_the_stream() -> None:
+    from phenoflow.evaluation.compare import participant_day_scores, participant_error_models
+    from phenoflow.operators.scoring.calibration import fit_error_model
+
+    rng = np.random.default_rng(0)
+    # A's errors are 10× B's: a pooled Σ would call every A day anomalous and no B day
+    keys = [("A", f"d{i}") for i in range(8)] + [("B", f"d{i}") for i in range(8)] + [("C", "d0"), ("C", "d1")]
+    rows = [rng.gamma(2.0, 1.0, size=(1, 4)) * (10.0 if k[0] == "A" else 1.0) for k in keys]
+    models = participant_error_models(keys, rows, fit_error_model)
+    assert set(models) == {"A", "B"}  # C has 2 < 3 days: no calibration, no score
+    got = participant_day_scores(models, keys, rows)
+    own_a = fit_error_model(np.concatenate(rows[:8]))
+    assert got[("A", "d3")] == pytest.approx(float(own_a.distances(rows[3]).mean()))
+    assert ("C", "d0") not in got
+    pooled = fit_error_model(np.concatenate(rows[:16]))
+    a_pooled = np.mean([pooled.distances(r).mean() for r in rows[:8]])
+    b_pooled = np.mean([pooled.distances(r).mean() for r in rows[8:16]])
+    a_own = np.mean([got[k] for k in keys[:8]])
+    b_own = np.mean([got[k] for k in keys[8:16]])
+    assert a_pooled > 2 * b_pooled and a_own < 2 * b_own  # per-participant scales are comparable
