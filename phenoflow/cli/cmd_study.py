@@ -82,8 +82,8 @@ def evaluate(
     compare: Optional[str] = typer.Option(None, help="Models to compare on the same splits, e.g. emitted,lof:hourly,hst:rhythm,ae:rhythm."),
     compare_iterations: int = typer.Option(3, help="Monte Carlo splits for the model comparison."),
     resamples: int = typer.Option(1000, help="Participant-bootstrap resamples for the 95 % intervals."),
-    permutations: Optional[int] = typer.Option(None, help="Label permutations for the null (0: none; default 1000, adler 200)."),
-    null_iterations: int = typer.Option(10, help="Monte Carlo splits per permutation (adler protocol)."),
+    permutations: Optional[int] = typer.Option(None, help="Label permutations for the null (0: none; default 1000, adler 100)."),
+    null_iterations: int = typer.Option(5, help="Monte Carlo splits per permutation (adler protocol)."),
     thresholds: list[Path] = typer.Option([], "--thresholds", help="Thresholds file(s) the stream used, to check their provenance."),
     allow_in_sample: bool = typer.Option(False, "--allow-in-sample", help="Evaluate even if τ were fitted on this cohort's labels (marked in the report)."),
 ) -> None:

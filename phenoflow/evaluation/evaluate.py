@@ -56,7 +56,7 @@ from phenoflow.evaluation.uncertainty import (
 )
 
 #: Default permutations of the Adler-protocol null (each re-runs splits and τ search).
-ADLER_PERMUTATIONS = 200
+ADLER_PERMUTATIONS = 100
 
 __all__ = ["ADLER_PERMUTATIONS", "EvaluationResult", "ParticipantRow", "evaluate_dir"]
 
@@ -191,7 +191,7 @@ def evaluate_dir(
     fractions: SplitFractions = SplitFractions(),
     resamples: int = RESAMPLES,
     permutations: int | None = None,
-    null_iterations: int = 10,
+    null_iterations: int = 5,
     thresholds: Sequence[Path] = (),
     allow_in_sample: bool = False,
 ) -> EvaluationResult:
@@ -207,7 +207,7 @@ def evaluate_dir(
 
     Every figure gets a participant-bootstrap interval (``resamples``) and the
     median TPR/FPR a permutation null (``permutations``, default 1,000; the
-    Adler protocol re-runs itself on each of, by default, 200 permutations with
+    Adler protocol re-runs itself on each of, by default, 100 permutations with
     ``null_iterations`` splits)
     (:mod:`phenoflow.evaluation.uncertainty`). A stream whose τ came from a
     thresholds file fitted on this cohort's labels is refused (UserError)
