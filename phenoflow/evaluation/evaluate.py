@@ -274,6 +274,10 @@ def evaluate_dir(
     daily = daily_matrix(table, cohort.day.size) if table is not None else None
     names = table.names if table is not None else []
     expl = explain(cohort, flagged, daily, names) if daily is not None else []
+    if expl:
+        notes.append(f"Cohen's d explanations are descriptive: the largest |d| of {len(names):,} features, with no "
+                     "null reference" + (", on flags from the final τ, which was fitted on these same days"
+                                         if protocol == "adler" else ""))
     trajs = trajectories(cohort, flagged, threshold, daily, names, expl)
     if thresholds_out is not None:
         split = {"protocol": "adler", "seed": seed, "iterations": iterations, "guard_days": GUARD_DAYS,
