@@ -109,8 +109,6 @@ def evaluate(
     if result.in_sample:
         out.print("[bold red]IN-SAMPLE: thresholds were fitted on this cohort's own labels — "
                   "these figures overstate performance[/]")
-    if result.null is not None:
-        out.print(result.null.sentence())
 
 
 @app.command()
