@@ -147,7 +147,7 @@ def test_cli_prints_the_plain_words_line(tmp_path: Path) -> None:
     write_synthetic_cohort(tmp_path, participants=8, days=120, effect=3.0, seed=9)
     res = CliRunner().invoke(app, ["evaluate", str(tmp_path), "--permutations", "200"])
     assert res.exit_code == 0, res.output
-    assert "separation is distinguishable from chance on this cohort (p = 0.00498)" in res.output
+    assert "Separation is distinguishable from chance on this cohort (p = 0.00498)." in res.output  # 1/201
     res = CliRunner().invoke(app, ["evaluate", str(tmp_path), "--resamples", "5"])
     assert isinstance(res.exception, UserError) and "resamples must be ≥ 100" in str(res.exception)  # main() prints it
 
