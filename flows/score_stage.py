@@ -21,6 +21,7 @@ from phenoflow.core.config import Settings
 from phenoflow.core.contract import AnomalyEvent, Event, HourlyFeatures, ScoreDaily, StepUpEvent, Survey
 from phenoflow.core.state import PickleSnapshot
 from phenoflow.core.timebase import local_day_hour
+from phenoflow.evaluation.provenance import file_hash
 from phenoflow.flows.logic import OperatorLogic
 from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer, load_thresholds
 from phenoflow.operators.scoring.reconstruction import DayErrors, OnnxScorer
@@ -35,10 +36,12 @@ def default_model_path() -> Path:
 class _ParticipantScoring(PickleSnapshot):
     """Operator-state adapter: a ParticipantScorer created on the participant's first day."""
 
-    def __init__(self, scorer: OnnxScorer, config: CalibrationConfig, thresholds: dict[str, float]) -> None:
+    def __init__(self, scorer: OnnxScorer, config: CalibrationConfig, thresholds: dict[str, float],
+                 threshold_source: str = "calibration") -> None:
         self.space = scorer.error_space()
         self.config = config
         self.thresholds = thresholds
+        self.threshold_source = threshold_source
         self.inner: ParticipantScorer | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -52,7 +55,8 @@ class _ParticipantScoring(PickleSnapshot):
         """Score one participant-day: its score record, and an anomaly or passive step-up event."""
         if self.inner is None:
             self.inner = ParticipantScorer(day.participant, self.space, self.config,
-                                           threshold=self.thresholds.get(day.participant))
+                                           threshold=self.thresholds.get(day.participant),
+                                           threshold_source=getattr(self, "threshold_source", "calibration"))
             metrics.CALIBRATING.inc()
         was_calibrating = self.inner.calibrating
         outcome = self.inner.update_day(day)
@@ -121,6 +125,8 @@ def score_streams(days: Stream[Any], surveys: Stream[Event], settings: Settings,
     """
     scorer = scorer or load_scorer(settings)
     thresholds = load_thresholds(settings.thresholds_path) if settings.thresholds_path else {}
+    # scores.daily names the file τ came from (sha256 prefix), so evaluate can check its provenance
+    source = file_hash(Path(settings.thresholds_path)) if settings.thresholds_path else "calibration"
     config = CalibrationConfig(calibration_days=settings.calibration_days)
     if scorer.input_kind == "hourly":
         days = op.key_rm("days_unkey", op.stateful_batch(
@@ -138,7 +144,7 @@ def score_streams(days: Stream[Any], surveys: Stream[Event], settings: Settings,
         if resume is not None:
             resume.space = scorer.error_space()
             return OperatorLogic(resume)
-        return OperatorLogic(_ParticipantScoring(scorer, config, thresholds))
+        return OperatorLogic(_ParticipantScoring(scorer, config, thresholds, source))
 
     keyed = op.flat_map_batch("model", days, errors)
     scored = op.key_rm("score_unkey", op.stateful_batch("score", keyed, build))

@@ -233,8 +233,11 @@ class ParticipantScorer:
         config: CalibrationConfig | None = None,
         *,
         threshold: float | None = None,
+        threshold_source: str = "calibration",
     ) -> None:
         self.participant = participant
+        # written into every scores.daily record: lets `phenoflow evaluate` trace τ to its file
+        self.threshold_source = threshold_source if threshold is not None else "calibration"
         self.model = space.model_id
         self.config = config or CalibrationConfig()
         self.threshold_override = threshold
@@ -260,6 +263,7 @@ class ParticipantScorer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("first_day", "0001-01-01")  # snapshots from before the warm-up: none
+        state.setdefault("threshold_source", "calibration")  # snapshots from before the field
         self.__dict__.update(state)
 
     @property
@@ -388,6 +392,7 @@ class ParticipantScorer:
                 threshold=None if calibrating else self.threshold,
                 calibrating=calibrating,
                 model=self.model,
+                threshold_source=self.threshold_source,
             )
 
         if not scoreable:
@@ -476,7 +481,8 @@ def estimate_threshold_factor(
 
 
 def load_thresholds(path: str | Path) -> dict[str, float]:
-    """Read a thresholds file: a JSON object {participant: τ} (from the evaluation tool)."""
+    """Read a thresholds file: {participant: τ}, or ``phenoflow evaluate``'s
+    {"thresholds": {participant: τ}, "provenance": {…}} (provenance: docs/evaluation.md)."""
     p = Path(path)
     fix = "write it as a JSON object {participant: threshold}, e.g. with `phenoflow evaluate`"
     try:
@@ -485,6 +491,8 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
         raise UserError(f"thresholds file {p} not found — {fix}") from None
     except (OSError, ValueError) as exc:
         raise UserError(f"thresholds file {p} is not valid JSON ({exc}) — {fix}") from None
+    if isinstance(data, dict) and isinstance(data.get("thresholds"), dict) and "provenance" in data:
+        data = data["thresholds"]
     if not isinstance(data, dict) or not all(
         isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
         for k, v in data.items()

@@ -115,8 +115,14 @@ def evaluate(
     report: Optional[Path] = typer.Option(None, help="HTML report file or folder (Markdown and CSV beside it)."),
     compare: Optional[str] = typer.Option(None, help="Models to compare on the same splits, e.g. emitted,lof:hourly,hst:rhythm,ae:rhythm."),
     compare_iterations: int = typer.Option(3, help="Monte Carlo splits for the model comparison."),
+    resamples: int = typer.Option(1000, help="Participant-bootstrap resamples for the 95 % intervals."),
+    permutations: Optional[int] = typer.Option(None, help="Label permutations for the null (0: none; default 1000, adler 100)."),
+    null_iterations: int = typer.Option(5, help="Monte Carlo splits per permutation (adler protocol)."),
+    thresholds: list[Path] = typer.Option([], "--thresholds", help="Thresholds file(s) the stream used, to check their provenance."),
+    allow_in_sample: bool = typer.Option(False, "--allow-in-sample", help="Evaluate even if τ were fitted on this cohort's labels (marked in the report)."),
 ) -> None:
-    """Sensitivity/specificity of the emitted anomalies against relapse labels (Adler et al. 2020)."""
+    """Sensitivity/specificity of the emitted anomalies against relapse labels (Adler et al. 2020),
+    with bootstrap intervals, a permutation null, adherence and alert burden."""
     from phenoflow.evaluation.evaluate import evaluate_dir
     from phenoflow.reports.evaluation_report import (
         evaluation_markdown,
@@ -128,10 +134,15 @@ def evaluate(
     with err.status("evaluating…"):
         result = evaluate_dir(directory, outputs=outputs, protocol=protocol, iterations=iterations, seed=seed,  # type: ignore[arg-type]
                               thresholds_out=thresholds_out, compare=compare,
-                              compare_iterations=compare_iterations)
+                              compare_iterations=compare_iterations, resamples=resamples,
+                              permutations=permutations, null_iterations=null_iterations,
+                              thresholds=thresholds, allow_in_sample=allow_in_sample)
         if report is not None:
             result.files += write_evaluation_report(result, report)
     out.print(evaluation_markdown(result))
+    if result.in_sample:
+        out.print("[bold red]IN-SAMPLE: thresholds were fitted on this cohort's own labels — "
+                  "these figures overstate performance[/]")
 
 
 @app.command()

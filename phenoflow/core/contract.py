@@ -152,6 +152,9 @@ class ScoreDaily(Event):
     threshold: float | None
     calibrating: bool
     model: str
+    # Where τ came from: "calibration" (the participant's own calibration days) or the
+    # sha256 prefix of the thresholds file; None in dumps from before the field existed.
+    threshold_source: str | None = None
 
 
 class Contributor(Struct):

@@ -14,7 +14,8 @@ Models (``kind[:input]``):
 - ``emitted`` — the scores the streaming scorer published (no refit).
 - ``ae`` — fully connected autoencoder (PyTorch → ONNX, ``phenoflow.models.train``)
   scored by Mahalanobis distance of the absolute reconstruction error against
-  the healthy-validation errors; default input rhythm.
+  the participant's own healthy-validation errors (per-participant calibration,
+  as the deployed scorer); default input rhythm.
 - ``gru`` — GRU sequence-to-sequence on 24-h subsequences; input hourly.
 - ``lof`` — scikit-learn LocalOutlierFactor (novelty mode), the seed baseline; hourly.
 - ``hst`` — River HalfSpaceTrees, a streaming detector; rhythm.
@@ -188,8 +189,10 @@ class OnnxModel:
     Scored as the streaming scorer does (Adler et al.): each participant-day's
     absolute reconstruction errors (one row per day for rhythm, per hour for
     hourly models) are reduced to the model's error groups, their Mahalanobis
-    distance to (μ, Σ) fitted on the split's healthy-validation days
-    (``calibration.fit_error_model``, shrunk covariance) is averaged per day.
+    distance to the participant's own (μ, Σ) — fitted on that participant's
+    healthy-validation days of the split (``calibration.fit_error_model``,
+    shrunk covariance), as the stream calibrates per participant, not a pooled
+    Σ — is averaged per day.
     """
 
     def __init__(self, seed: int, model_kind: str, input_kind: str, workdir: Path) -> None:
@@ -210,20 +213,41 @@ class OnnxModel:
         )
         self.scorer = OnnxScorer(summary.out)
         self.space = self.scorer.error_space()
-        rows = [r for r in self._day_rows(healthy)[1] if len(r)]
-        model = fit_error_model(np.concatenate(rows))
-        if hasattr(model, "distances"):
-            self.distances = model.distances
-        else:  # older calibration API: (μ, Σ, Σ⁻¹)
-            from phenoflow.operators.scoring.calibration import mahalanobis_rows
-
-            mu, _, prec = model
-            self.distances = lambda r: mahalanobis_rows(r, mu, prec)
+        self.models = participant_error_models(*self._day_rows(healthy), fit_error_model)
 
     def score(self, view: TableView) -> np.ndarray:
         keys, rows = self._day_rows(view)
-        per_day = {k: float(self.distances(r).mean()) for k, r in zip(keys, rows) if len(r)}
-        return np.array([per_day.get((str(p), str(d)), np.nan) for p, d in zip(view.participants, view.day)])
+        per_day = participant_day_scores(self.models, keys, rows)
+        return np.array([per_day.get((str(p), str(d)), np.nan) for p, d in zip(view.participants, view.day, strict=True)])
+
+
+#: Fewest healthy-validation days a participant needs for its own (μ, Σ) in the comparison.
+MIN_CALIBRATION_DAYS = 3
+
+
+def participant_error_models(
+    keys: list[tuple[str, str]], rows: list[np.ndarray], fit: Callable[[np.ndarray], object],
+    min_days: int = MIN_CALIBRATION_DAYS,
+) -> dict[str, object]:
+    """One error model per participant from its own days' group errors, as the streaming scorer calibrates.
+
+    ``keys`` are (participant, day) of ``rows`` (each a day's (rows × groups) errors).
+    A participant with fewer than ``min_days`` days gets no model: like the stream
+    before calibration, its days are not scored (never flagged).
+    """
+    by: dict[str, list[np.ndarray]] = {}
+    for (pid, _), r in zip(keys, rows, strict=True):
+        if len(r):
+            by.setdefault(pid, []).append(r)
+    return {pid: fit(np.concatenate(rs)) for pid, rs in by.items() if len(rs) >= min_days}
+
+
+def participant_day_scores(
+    models: dict[str, object], keys: list[tuple[str, str]], rows: list[np.ndarray]
+) -> dict[tuple[str, str], float]:
+    """(participant, day) → mean Mahalanobis distance of the day's rows to the participant's own model."""
+    return {k: float(models[k[0]].distances(r).mean())  # type: ignore[attr-defined]
+            for k, r in zip(keys, rows, strict=True) if len(r) and k[0] in models}
 
 
 def table_records(view: TableView) -> list:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from phenoflow.evaluation.evaluate import EvaluationResult
 from phenoflow.reports import plots
+from phenoflow.reports.evidence import ci, evidence_html, evidence_markdown, in_sample_line, summary_lines, top_html
 from phenoflow.reports.layout import (
     card,
     html_table,
@@ -103,7 +104,10 @@ def _top_feature_summary(r: EvaluationResult) -> str:
 def evaluation_markdown(r: EvaluationResult) -> str:
     """The evaluation as Markdown (what the CLI prints)."""
     pooled = r.pooled
-    parts = ["# phenoflow evaluation", "", *_headline(r), ""]
+    parts = ["# phenoflow evaluation", ""]
+    warn = in_sample_line(r)
+    parts += ([f"**{warn}**", ""] if warn else []) + [f"**{x}**" for x in summary_lines(r)] + [""]
+    parts += [*_headline(r), ""]
     parts += [
         md_table(
             ["per participant", "median", "IQR", "participants"],
@@ -112,6 +116,7 @@ def evaluation_markdown(r: EvaluationResult) -> str:
         "",
         f"All participants pooled: TPR {num(pooled.sensitivity)}, FPR {num(pooled.fpr)}, TPR/FPR {num(pooled.tpr_fpr)}.",
     ]
+    parts += evidence_markdown(r)
     if r.comparison:
         its = max((m.iterations for m in r.comparison), default=0)
         parts += ["", f"## Model comparison (same {its} Monte Carlo splits)", "", _MODEL_NOTE, "", md_table(_MODEL_HEADER, _model_rows(r))]
@@ -135,16 +140,18 @@ def evaluation_markdown(r: EvaluationResult) -> str:
 
 
 def evaluation_html(r: EvaluationResult) -> str:
+    """The evaluation as a self-contained HTML page."""
     pooled = r.pooled
     sens, spec, ratio = r.sensitivity, r.specificity, r.tpr_fpr
-    body = ["<h1>Relapse early-warning evaluation</h1>"] + [f'<p class="sub">{escape(line)}</p>' for line in _headline(r)]
+    body = ["<h1>Relapse early-warning evaluation</h1>", top_html(r)] + [f'<p class="sub">{escape(line)}</p>' for line in _headline(r)]
     body.append(
         '<div class="cards">'
-        + card(num(sens.median), "median sensitivity (TPR)", f"IQR {num(sens.q1)}–{num(sens.q3)} · {sens.n} participants with relapse")
-        + card(num(spec.median), "median specificity", f"IQR {num(spec.q1)}–{num(spec.q3)} · {spec.n} participants")
-        + card(num(ratio.median), "median TPR/FPR", f"pooled: {num(pooled.tpr_fpr)} · >1 = more flags near relapse")
+        + card(num(sens.median), "median sensitivity (TPR)", f"{ci(r, 'median_sensitivity')}IQR {num(sens.q1)}–{num(sens.q3)} · {sens.n} participants with relapse")
+        + card(num(spec.median), "median specificity", f"{ci(r, 'median_specificity')}IQR {num(spec.q1)}–{num(spec.q3)} · {spec.n} participants")
+        + card(num(ratio.median), "median TPR/FPR", f"{ci(r, 'median_tpr_fpr')}pooled: {num(pooled.tpr_fpr)} · >1 = more flags near relapse")
         + "</div>"
     )
+    body += evidence_html(r)
     if r.comparison:
         its = max((m.iterations for m in r.comparison), default=0)
         body += [

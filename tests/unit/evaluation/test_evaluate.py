@@ -25,14 +25,19 @@ from phenoflow.evaluation.detection import (
 from phenoflow.evaluation.dumps import NO_RELAPSE, days_before_relapse, load_cohort
 from phenoflow.evaluation.evaluate import evaluate_dir
 from phenoflow.evaluation.protocol import (
+    BLOCK_DAYS,
+    GAP,
+    GUARD_DAYS,
     HEALTHY,
     TEST,
     TRAIN,
     VALIDATION,
+    day_blocks,
     make_splits,
     run_protocol,
 )
 from phenoflow.evaluation.synth import write_synthetic_cohort
+from phenoflow.operators.scoring.calibration import load_thresholds
 from phenoflow.reports.evaluation_report import evaluation_markdown
 
 D0 = np.datetime64("2020-01-01", "D")
@@ -186,7 +191,7 @@ def _synthetic(tmp_path: Path, **kw: object) -> Path:
     return tmp_path
 
 
-def test_splits_have_the_documented_roles_and_are_reproducible(tmp_path: Path) -> None:
+def test_splits_are_blocked_and_reproducible(tmp_path: Path) -> None:
     root = _synthetic(tmp_path, participants=6, days=100, relapse_share=0.6, seed=2)
     cohort = load_cohort(root / "outputs", read_labels(root / "labels.csv"))
     roles = make_splits(cohort, 5, seed=1)
@@ -196,12 +201,15 @@ def test_splits_have_the_documented_roles_and_are_reproducible(tmp_path: Path) -
     assert not np.isin(roles[:, nr30], [TRAIN, HEALTHY]).any()  # training never sees NR30 days
     for p in range(len(cohort.participants)):
         sl = cohort.slice(p)
-        n_drh = int((~nr30[sl]).sum())
+        block, is_nr = day_blocks(cohort.day[sl], cohort.days_before[sl], nr30[sl])
+        week = (cohort.day[sl] - cohort.day[sl][0]).astype(np.int64) // BLOCK_DAYS
+        assert np.array_equal(block[~nr30[sl]] == block[~nr30[sl]][:, None], week[~nr30[sl]] == week[~nr30[sl]][:, None])
         for it in range(5):
-            r = roles[it, sl][~nr30[sl]]
-            counts = [int((r == k).sum()) for k in (TRAIN, HEALTHY, VALIDATION, TEST)]
-            assert counts[:3] == [round(0.4 * n_drh), round(0.2 * n_drh), round(0.2 * n_drh)]
-            assert sum(counts) == n_drh
+            r = roles[it, sl]
+            for b in range(is_nr.size):  # a block keeps one role; only fitting days may become gaps
+                assert len(set(r[block == b].tolist()) - {GAP}) <= 1
+            drh_blocks = [set(r[block == b].tolist()) for b in np.flatnonzero(~is_nr)]
+            assert sum(TEST in x for x in drh_blocks) == len(drh_blocks) - sum(round(f * len(drh_blocks)) for f in (0.4, 0.2, 0.2))
     # a participant's split does not depend on who else is in the cohort
     first = cohort.slice(0)
     sub = load_cohort(root / "outputs", read_labels(root / "labels.csv"))
@@ -209,6 +217,28 @@ def test_splits_have_the_documented_roles_and_are_reproducible(tmp_path: Path) -
         setattr(sub, name, getattr(sub, name)[first])
     sub.participants, sub.starts = sub.participants[:1], sub.starts[:2]
     assert np.array_equal(make_splits(sub, 5, seed=1), roles[:, first])
+
+
+def test_blocked_splitter_keeps_fitting_and_test_days_more_than_14_days_apart(tmp_path: Path) -> None:
+    root = _synthetic(tmp_path, participants=12, days=150, relapse_share=0.6, seed=8)
+    cohort = load_cohort(root / "outputs", read_labels(root / "labels.csv"))
+    keep = np.random.default_rng(1).random(cohort.day.size) > 0.15  # missing days too
+    for name in ("day", "score", "threshold", "flagged", "days_before"):
+        setattr(cohort, name, getattr(cohort, name)[keep])
+    cohort.starts = np.concatenate(([0], np.cumsum(np.add.reduceat(keep, cohort.starts[:-1]))))
+    roles = make_splits(cohort, 40, seed=3)
+    tested = fit_used = 0
+    for p in range(len(cohort.participants)):
+        sl = cohort.slice(p)
+        day = cohort.day[sl].astype(np.int64)
+        for it in range(roles.shape[0]):
+            r = roles[it, sl]
+            test, fit = day[r == TEST], day[np.isin(r, (TRAIN, HEALTHY, VALIDATION))]
+            tested += test.size
+            fit_used += fit.size
+            if test.size and fit.size:  # brute force over all pairs
+                assert np.abs(test[:, None] - fit[None, :]).min() > GUARD_DAYS
+    assert tested > 0 and fit_used > 0  # the check was not vacuous
 
 
 def test_protocol_finds_the_separating_threshold(tmp_path: Path) -> None:
@@ -222,26 +252,36 @@ def test_protocol_finds_the_separating_threshold(tmp_path: Path) -> None:
     rel = [p for p, pid in enumerate(cohort.participants) if cohort.relapses[pid].size]
     assert rel
     for p in rel:
-        taus = res.taus[:, p]
-        assert np.all((taus >= 0) & (taus < 1))
-        # τ = the largest validation DRH score (most sensitive τ without false positives)
         sl = cohort.slice(p)
+        taus = res.taus[:, p]
+        ok = ~np.isnan(taus)
+        assert ok.any() and np.all((taus[ok] >= 0) & (taus[ok] < 1))
+        # where validation holds NR30 days, τ = the largest validation DRH score
+        # (most sensitive τ without false positives); else the cohort quantile
+        val_nr = ((roles[:, sl] == VALIDATION) & cohort.nr30[sl]).any(axis=1)
         val_drh = (roles[:, sl] == VALIDATION) & ~cohort.nr30[sl]
-        assert np.allclose(taus, [scores[sl][m].max() for m in val_drh])
-        assert res.fitted[p] == 1.0
+        fitted = val_nr & val_drh.any(axis=1)
+        assert np.allclose(taus[fitted], [scores[sl][m].max() for m in val_drh[fitted]])
+        assert res.fitted[p] == pytest.approx(fitted.mean())
         # test counts, recounted: every NR30 test day flagged; DRH test days above that split's τ
         test_drh = (roles[:, sl] == TEST) & ~cohort.nr30[sl]
-        fp = sum(int((scores[sl][m] > t).sum()) for m, t in zip(test_drh, taus))
+        fp = sum(int((scores[sl][m] > t).sum()) for m, t, k in zip(test_drh, taus, ok) if k)
         c = res.confusion[p]
-        assert c.sensitivity == 1.0 and c.fp == fp and c.fp + c.tn == int(test_drh.sum())
+        assert c.fp == fp and c.fp + c.tn == int(test_drh[ok].sum())
+        assert c.sensitivity in (None, 1.0)
 
 
 def test_evaluate_dir_adler_writes_thresholds(tmp_path: Path) -> None:
     root = _synthetic(tmp_path, participants=10, days=120, seed=5)
     thr = tmp_path / "fit" / "thresholds.json"
     r = evaluate_dir(root, protocol="adler", iterations=10, thresholds_out=thr)
-    fitted = json.loads(thr.read_text())
+    doc = json.loads(thr.read_text())
+    fitted, prov = doc["thresholds"], doc["provenance"]
     assert set(fitted) == set(r.thresholds) and all(isinstance(v, float) for v in fitted.values())
+    assert prov["split"]["seed"] == 0 and prov["split"]["iterations"] == 10 and prov["split"]["guard_days"] == 14
+    assert set(prov["label_hashes"]) == set(fitted) and len(prov["cohort_hash"]) == 16
+    assert all(prov["fitted_days"][p] for p in fitted)  # every τ names the days it was fitted on
+    assert load_thresholds(thr) == pytest.approx(fitted)  # the score stage reads the new format
     sources = {p.participant: p.threshold_source for p in r.participants}
     for p in r.participants:
         assert fitted[p.participant] == pytest.approx(p.threshold)
@@ -282,7 +322,8 @@ def test_user_errors_name_cause_and_fix(tmp_path: Path) -> None:
 
 
 def test_comparison_runs_lof_and_halfspacetrees_on_the_same_splits(tmp_path: Path) -> None:
-    root = _synthetic(tmp_path, participants=10, days=100, relapse_share=0.5, effect=2.5, seed=6)
+    # 160 days: blocked splits need several weeks on each side of a test episode
+    root = _synthetic(tmp_path, participants=10, days=160, relapse_share=0.5, effect=2.5, seed=6)
     r = evaluate_dir(root, protocol="adler", iterations=3, compare="emitted,lof:rhythm,hst:rhythm", compare_iterations=3)
     rows = {m.model: m for m in r.comparison}
     assert [m.status for m in r.comparison] == ["ok"] * 3
@@ -300,8 +341,10 @@ def test_comparison_runs_lof_and_halfspacetrees_on_the_same_splits(tmp_path: Pat
     reason="needs the `train` extra (torch)",
 )
 def test_comparison_trains_the_onnx_models(tmp_path: Path) -> None:
-    root = _synthetic(tmp_path, participants=6, days=70, relapse_share=0.5, effect=3.0, hourly_features=4, seed=7)
-    r = evaluate_dir(root, compare="ae:rhythm,gru:hourly", compare_iterations=1)
+    # blocked splits: a test NR30 episode needs fitting weeks beyond its 14-day guard, and with one
+    # split a participant's single episode is on one side only
+    root = _synthetic(tmp_path, participants=6, days=100, relapse_share=0.5, effect=3.0, hourly_features=4, seed=7)
+    r = evaluate_dir(root, compare="ae:rhythm,gru:hourly", compare_iterations=2, permutations=0)
     for m in r.comparison:
         assert m.status == "ok", m.status
         assert m.pooled.tp + m.pooled.fn > 0 and m.pooled.fp + m.pooled.tn > 0

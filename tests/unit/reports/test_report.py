@@ -61,6 +61,23 @@ def test_evaluation_files_and_tables(reports: dict[str, object], cohort: Path) -
     assert isinstance(ev, EvaluationResult) and md == evaluation_markdown(ev)
 
 
+def test_evaluation_shows_intervals_null_and_burden(reports: dict[str, object]) -> None:
+    ev = reports["evaluation"]
+    out = reports["dir"]
+    assert isinstance(ev, EvaluationResult) and isinstance(out, Path)
+    html = (out / "evaluation.html").read_text()
+    md = (out / "evaluation.md").read_text()
+    assert ev.null is not None and ev.null.sentence() in md.lower()  # the plain-words line
+    iv = ev.intervals["median_tpr_fpr"]
+    assert f"| median TPR/FPR (per participant) | {iv.value:.2f} | {iv.low:.2f} | {iv.high:.2f} |" in md
+    assert iv.low <= iv.value <= iv.high  # type: ignore[operator]
+    # error bars: one whisker (3 lines) per figure with an interval, plus burden rows; and the null histogram
+    assert "95 % bootstrap interval" in html and "Permutation null of the median TPR/FPR" in html
+    assert "Alert burden" in html and "Adherence and missing data" in html
+    assert html.count('stroke-width="2"/>') >= 3 * len(ev.intervals)
+    assert "IN-SAMPLE" not in html  # thresholds came from calibration
+
+
 def test_audit_files(reports: dict[str, object]) -> None:
     out = reports["dir"]
     assert isinstance(out, Path)
