@@ -2,16 +2,23 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# Two install levels: the runtime (what `make demo` needs) and everything (tests, lint, training).
+RUNTIME := $(VENV)/.runtime
+STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench system-deps clean
+.PHONY: install install-runtime demo test test-fast lint bench system-deps clean
 
 install: $(STAMP)
+install-runtime: $(RUNTIME)
 
-# torch==2.13.0 (the `train` extra) resolves to the CPU build on this machine kind.
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $(RUNTIME)
+
+# torch==2.13.0 (the `train` extra) resolves to the CPU build on this machine kind.
+$(STAMP): $(RUNTIME)
 	$(PY) -m pip install -q -e '.[dev,train]'
 	touch $(STAMP)
 
@@ -24,10 +31,17 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    prometheus >/dev/null; }
 
-demo: install
+demo: install-runtime
 	$(VENV)/bin/phenoflow demo
 
-test: install system-deps
+# ruff: pyflakes, bugbear, isort, docstrings of public names (config in pyproject.toml).
+# mypy: the installed package by module name (-p), so that the package-dir mapping
+# (flows/ is phenoflow.flows, ...) resolves through the editable install; config in pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy -p phenoflow.core -p phenoflow.operators -p phenoflow.flows -p phenoflow.connectors
+
+test: install system-deps lint
 	$(PY) -m pytest -q
 
 test-fast: install

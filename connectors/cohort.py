@@ -19,6 +19,8 @@ from typing import IO, Iterator, Sequence
 from phenoflow.core.contract import ALL_TOPICS, RAW_TOPICS
 from phenoflow.core.errors import UserError
 
+__all__ = ["STEMS", "CohortFile", "cohort_files", "read_lines", "read_csv", "read_labels"]
+
 #: File stem → short topic. Raw topics use the bare sensor name; any contract topic
 #: name also works as a stem (``events.anomaly.jsonl``).
 STEMS: dict[str, str] = {t.removeprefix("raw."): t for t in RAW_TOPICS}
@@ -27,6 +29,8 @@ STEMS.update({t: t for t in ALL_TOPICS})
 
 @dataclass(frozen=True)
 class CohortFile:
+    """One replay-format file of a cohort directory and the short topic it holds."""
+
     topic: str
     path: Path
 

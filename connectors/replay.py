@@ -34,6 +34,8 @@ from phenoflow.core.contract import (
 )
 from phenoflow.core.errors import UserError
 
+__all__ = ["ReplayItem", "merged", "ReplaySummary", "replay"]
+
 
 class _Head(msgspec.Struct, forbid_unknown_fields=False):
     """The fields replay needs for keying and ordering, of any topic value."""
@@ -123,6 +125,7 @@ class ReplaySummary:
 
     @property
     def total(self) -> int:
+        """Messages sent, all topics together."""
         return sum(self.sent.values())
 
     @property

@@ -20,9 +20,13 @@ from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.core.config import Settings
 from phenoflow.core.errors import UserError
 
+__all__ = ["SubscribeSummary", "dedupe_key", "subscribe"]
+
 
 @dataclass
 class SubscribeSummary:
+    """What ``subscribe`` read: messages, per-partition counts, wall time, duplicates skipped."""
+
     messages: int = 0
     per_partition: Counter[int] = field(default_factory=Counter)
     seconds: float = 0.0

@@ -20,7 +20,7 @@ from phenoflow.core.state import PickleSnapshot
 from phenoflow.flows.logic import OperatorLogic
 from phenoflow.flows.wiring import late_letter
 from phenoflow.operators.hourly.aggregator import STREAMS, HourlyAggregator, HourlyConfig
-from phenoflow.operators.rhythm.state import RhythmState
+from phenoflow.operators.rhythm.rolling import RhythmState
 
 __all__ = ["SOURCE_BATCH", "hourly_config", "hourly_stage", "rhythm_stage"]
 
@@ -32,6 +32,7 @@ def _participant(e: Event) -> str:
 
 
 def hourly_config(settings: Settings) -> HourlyConfig:
+    """The hourly operator's tunables taken from the run settings."""
     return HourlyConfig(
         allowed_lateness_s=settings.allowed_lateness_s,
         idle_timeout_s=settings.idle_timeout_s,

@@ -37,6 +37,11 @@ from confluent_kafka.admin import AdminClient
 
 from phenoflow.core.telemetry import CONSUMER_LAG
 
+__all__ = [
+    "RawMessage", "METADATA_TIMEOUT_S", "METADATA_WAIT_S", "UNTIL_END_FETCH_WAIT_MS", "STATS_INTERVAL_MS",
+    "SourceError", "consumer_lags", "PartitionGroupSource"
+]
+
 log = logging.getLogger("phenoflow.source")
 
 #: (full topic name, key, value, Kafka partition, offset) of one consumed message.
@@ -178,9 +183,11 @@ class PartitionGroupSource(FixedPartitionedSource[Union[RawMessage, SourceError]
         return self._counts
 
     def list_parts(self) -> list[str]:
+        """Bytewax hook: one part per partition index (the largest partition count of the input topics)."""
         return [str(i) for i in range(max(self._partitions().values(), default=0))]
 
     def build_part(self, step_id: str, for_part: str, resume_state: dict[str, int] | None) -> _GroupPartition:
+        """Bytewax hook: the reader of partition ``for_part`` of every input topic, resumed at ``resume_state`` offsets."""
         index = int(for_part)
         counts = self._partitions()
         topics = [t for t in self.topics if index < counts[t]]

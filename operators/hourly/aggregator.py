@@ -38,16 +38,20 @@ from phenoflow.core.state import PickleSnapshot
 from phenoflow.core.timebase import local_day_hour, local_weekday
 from phenoflow.operators.hourly.imputation import HourOfDayMeans, impute_hour
 from phenoflow.operators.hourly.pending import ACCEL_Q1, ACCEL_Q2, DISCRETE, PendingHour, add_accel_batch, sd
-from phenoflow.operators.hourly.schema import (  # noqa: F401 - re-exported: the stage's public names
-    _SLICE,
+from phenoflow.operators.hourly.schema import (
     CALL_DIRECTIONS,
     FEATURE_GROUPS,
     FEATURE_NAMES,
+    GROUP_SLICES,
     SCREEN_STATES,
     HourlyConfig,
 )
 from phenoflow.operators.hourly.sleep import longest_rest_episode, rest_states
 from phenoflow.operators.places.clusters import OTHER, PRIMARY, SECONDARY, PlaceModel, PlaceTracker
+
+# The schema's names are re-exported: they are the stage's public names.
+__all__ = ["SLOT_SENSORS", "STREAMS", "HourlyStep", "HourlyAggregator",
+           "CALL_DIRECTIONS", "FEATURE_GROUPS", "FEATURE_NAMES", "GROUP_SLICES", "SCREEN_STATES", "HourlyConfig"]
 
 #: Sensors summarised per rest-state slot (``sleep_slot_s``) for the sleep features.
 SLOT_SENSORS = ("accel", "light", "sound")
@@ -336,7 +340,7 @@ class HourlyAggregator(PickleSnapshot):
         val, obs = np.zeros(car.shape), np.zeros(car.shape, bool)
         for group, (ix, values) in rows.items():  # one fancy assignment per group, not per hour
             if ix:
-                val[ix, _SLICE[group]], obs[ix, _SLICE[group]] = values, True
+                val[ix, GROUP_SLICES[group]], obs[ix, GROUP_SLICES[group]] = values, True
 
         out, pid = [], self.participant or ""
         for i, hr in enumerate(hrs):
@@ -348,7 +352,7 @@ class HourlyAggregator(PickleSnapshot):
                 self._means.update(lh, vec)
             out.append(HourlyFeatures(
                 participant=pid, utc_offset_min=offs[i], hour_start=float((h0 + i) * 3600), local_hour=lh,
-                weekday=wd, features=dict(zip(FEATURE_NAMES, vec.tolist())), filled=filled,
+                weekday=wd, features=dict(zip(FEATURE_NAMES, vec.tolist(), strict=True)), filled=filled,
             ))
         self._day = day
         return out
@@ -366,7 +370,7 @@ class HourlyAggregator(PickleSnapshot):
             cells = [(i * per + k, v) for i, hr in enumerate(hrs) for k, v in getattr(hr, name).items()]
             if not cells:
                 continue
-            ix, sums = zip(*cells)
+            ix, sums = zip(*cells, strict=True)
             n = np.array([v[0] for v in sums], np.int64)
             slot_n[name][list(ix)] = n
             if name == "accel":  # elementwise IEEE ops: the same bits as sd() per slot
@@ -378,10 +382,10 @@ class HourlyAggregator(PickleSnapshot):
             for i, hr in enumerate(hrs):
                 acc = getattr(hr, name)
                 if acc and name == "accel":
-                    k, t1, t2 = map(sum, zip(*acc.values()))
+                    k, t1, t2 = map(sum, zip(*acc.values(), strict=True))
                     put(i, name, [t1 / ACCEL_Q1 / k, sd(k, t1 / ACCEL_Q1, t2 / ACCEL_Q2)])
                 elif acc:
-                    k, parts = zip(*acc.values())
+                    k, parts = zip(*acc.values(), strict=True)
                     put(i, name, [math.fsum(chain.from_iterable(parts)) / sum(k)])
         return slot_n, slot_v
 
@@ -420,7 +424,7 @@ class HourlyAggregator(PickleSnapshot):
         return on, (on > 0) | (unl > 0), Counter(math.floor(ts / 3600.0) for ts in begun)
 
     def _places_and_distance(self, hrs: list[PendingHour], h0: int, n: int, hi: float,
-                             put, car) -> None:  # noqa: ANN001
+                             put, car) -> None:
         c = self.config
         fx = np.asarray(sorted(f for hr in hrs for f in hr.fixes), np.float64).reshape(-1, 3)
         ts, lat, lon = fx[:, 0], fx[:, 1], fx[:, 2]
@@ -431,14 +435,14 @@ class HourlyAggregator(PickleSnapshot):
                                                 c.distance_jitter_m)
         table = np.stack([place_s[PRIMARY], place_s[SECONDARY], place_s[OTHER], dist], axis=1)
         carried = (place_s.sum(axis=0) > 0).tolist()
-        sl = _SLICE["location"]
+        sl = GROUP_SLICES["location"]
         for i, hr in enumerate(hrs):
             if hr.fixes:
                 put(i, "location", table[i])
             elif carried[i]:
                 car[i, sl] = table[i]  # stay at the last known place; distance 0
 
-    def _conversations(self, hrs: list[PendingHour], h0: int, put) -> None:  # noqa: ANN001
+    def _conversations(self, hrs: list[PendingHour], h0: int, put) -> None:
         """Episodes of voice=true readings ≤ gap apart with no voice=false between them.
 
         Count goes to the hour of the episode's first reading; the time between

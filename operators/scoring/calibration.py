@@ -60,6 +60,11 @@ from phenoflow.core.event_ids import anomaly_event_id
 from phenoflow.operators.scoring.reconstruction import DayErrors, ErrorSpace, lookup_space
 from phenoflow.operators.stepup.passive import PassiveRisk, RiskTierConfig
 
+__all__ = [
+    "CalibrationConfig", "ScoreOutcome", "ErrorModel", "fit_error_model", "ParticipantScorer",
+    "estimate_threshold_factor", "load_thresholds"
+]
+
 
 @dataclass(frozen=True, slots=True)
 class CalibrationConfig:
@@ -264,6 +269,7 @@ class ParticipantScorer:
 
     @property
     def space(self) -> ErrorSpace:
+        """The model's error space (looked up from the registry after unpickling)."""
         if self._space is None:
             self._space = lookup_space(self.model)
         return self._space

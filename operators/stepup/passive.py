@@ -73,6 +73,7 @@ class PassiveRisk:
 
     @property
     def tier_name(self) -> str:
+        """Name of the current risk tier."""
         return RISK_TIERS[self.tier]
 
     def _tier_for(self, rate: float) -> int:

@@ -15,6 +15,10 @@ from __future__ import annotations
 from phenoflow.core.contract import StepUpEvent, Survey
 from phenoflow.core.event_ids import stepup_event_id
 
+__all__ = [
+    "WHO5_LEVELS", "WHO5_REGULAR_FROM", "WHO5_HIGH_FROM", "who5_percent", "who5_level", "is_worse", "SurveyStepUp"
+]
+
 #: WHO-5 levels from worst to best; a step-up moves toward index 0.
 WHO5_LEVELS: tuple[str, ...] = ("low", "regular", "high")
 #: Lower bounds (percent, inclusive) of ``regular`` and ``high``.

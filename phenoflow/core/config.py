@@ -23,6 +23,8 @@ from typing import Any
 
 from phenoflow.core.errors import UserError
 
+__all__ = ["Settings", "load_settings", "settings_env"]
+
 
 @dataclass(frozen=True)
 class Settings:

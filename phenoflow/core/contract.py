@@ -21,6 +21,15 @@ from typing import Annotated, Literal, Union
 import msgspec
 from msgspec import Meta, Struct
 
+__all__ = [
+    "CONTRACT_VERSION", "MAX_MESSAGE_BYTES", "TS_MIN", "TS_MAX", "MAX_CHUNK", "ACCEL_MAX", "ParticipantId",
+    "Timestamp", "UtcOffset", "Samples", "Timestamps", "Day", "Peer", "CallDirection", "SmsDirection",
+    "ScreenState", "Level", "Event", "Accelerometer", "Screen", "Call", "Sms", "Location", "Ambient", "Survey",
+    "RawEvent", "FeatureValue", "HourlyFeatures", "RhythmDaily", "ScoreDaily", "Contributor", "AnomalyEvent",
+    "StepUpEvent", "DeadLetter", "TOPIC_TYPES", "RAW_TOPICS", "ALL_TOPICS", "dead_letter", "decode", "event_time",
+    "encode", "to_builtins"
+]
+
 CONTRACT_VERSION = 1
 
 #: Default cap on one message value, bytes (1 MiB). Larger values are dead-lettered.
@@ -78,11 +87,15 @@ class Accelerometer(Event):
 
 
 class Screen(Event):
+    """raw.screen: a change of the screen state (see ``ScreenState``)."""
+
     ts: Timestamp
     state: ScreenState
 
 
 class Call(Event):
+    """raw.call: one phone call (direction, duration; the peer only as a pseudonym)."""
+
     ts: Timestamp
     direction: CallDirection
     duration_s: Annotated[float, Meta(ge=0, le=86_400 * 2)]
@@ -90,6 +103,8 @@ class Call(Event):
 
 
 class Sms(Event):
+    """raw.sms: one text message (direction; the peer only as a pseudonym)."""
+
     ts: Timestamp
     direction: SmsDirection
     peer: Peer | None = None
@@ -147,6 +162,8 @@ class RhythmDaily(Event):
 
 
 class ScoreDaily(Event):
+    """scores.daily: one participant-day's anomaly score and threshold (None while calibrating)."""
+
     day: Day
     score: float | None
     threshold: float | None
@@ -155,11 +172,15 @@ class ScoreDaily(Event):
 
 
 class Contributor(Struct):
+    """A feature contributing to an anomaly, with its error z-score."""
+
     feature: str
     z: float
 
 
 class AnomalyEvent(Event):
+    """events.anomaly: a participant-day whose score exceeded the threshold."""
+
     event_id: str
     day: Day
     score: float
@@ -169,6 +190,8 @@ class AnomalyEvent(Event):
 
 
 class StepUpEvent(Event):
+    """events.stepup: a care-level change proposed from a survey or from passive risk."""
+
     event_id: str
     from_level: str
     to_level: str
@@ -293,7 +316,7 @@ def decode(
         return fail(str(exc))
     except msgspec.DecodeError as exc:
         return fail(f"not valid JSON ({exc})")
-    except Exception as exc:  # noqa: BLE001 - decode() must never raise
+    except Exception as exc:  # decode() must never raise
         return fail(f"could not decode ({type(exc).__name__}: {exc})")
     reason = _check(event)
     if reason is not None:

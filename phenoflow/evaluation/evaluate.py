@@ -74,18 +74,22 @@ class EvaluationResult:
 
     @property
     def sensitivity(self) -> Spread:
+        """Spread of per-participant sensitivity."""
         return Spread.of([r.conf.sensitivity for r in self.participants])
 
     @property
     def specificity(self) -> Spread:
+        """Spread of per-participant specificity."""
         return Spread.of([r.conf.specificity for r in self.participants])
 
     @property
     def tpr_fpr(self) -> Spread:
+        """Spread of per-participant TPR/FPR."""
         return Spread.of([r.conf.tpr_fpr for r in self.participants])
 
     @property
     def pooled(self) -> Confusion:
+        """Confusion counts summed over participants."""
         return sum((r.conf for r in self.participants), Confusion())
 
 

@@ -29,6 +29,8 @@ from phenoflow.core.contract import Accelerometer, DeadLetter, HourlyFeatures, d
 from phenoflow.core.errors import UserError
 from phenoflow.operators.hourly.aggregator import HourlyAggregator, HourlyConfig
 
+__all__ = ["HOURLY_TOPICS", "BATCH", "OfflineStats", "read_cohort_events", "hourly_features_from_cohort"]
+
 #: Raw topics that feed the hourly features (survey is not one).
 HOURLY_TOPICS: frozenset[str] = frozenset(
     {"raw.accelerometer", "raw.screen", "raw.call", "raw.sms", "raw.location", "raw.ambient"}

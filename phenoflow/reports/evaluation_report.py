@@ -135,6 +135,7 @@ def evaluation_markdown(r: EvaluationResult) -> str:
 
 
 def evaluation_html(r: EvaluationResult) -> str:
+    """The evaluation report as a self-contained HTML page."""
     pooled = r.pooled
     sens, spec, ratio = r.sensitivity, r.specificity, r.tpr_fpr
     body = ["<h1>Relapse early-warning evaluation</h1>"] + [f'<p class="sub">{escape(line)}</p>' for line in _headline(r)]

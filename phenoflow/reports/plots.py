@@ -14,6 +14,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+__all__ = [
+    "NR30_FILL", "FONT", "nice_ticks", "fmt_num", "Chart", "date_ticks", "rate_by_days_before", "model_intervals",
+    "participant_map", "cohens_d_panel", "trajectory", "forest"
+]
+
 BLUE, RED, ORANGE, GREEN, GREY, INK = "#2563eb", "#dc2626", "#ea580c", "#16a34a", "#9ca3af", "#1f2937"
 NR30_FILL = "#fde68a"
 FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif"
@@ -31,6 +36,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 
 def fmt_num(v: float) -> str:
+    """A short axis label for ``v`` (two decimals, or two significant digits when tiny or large)."""
     if v == 0:
         return "0"
     if abs(v) >= 1000 or abs(v) < 0.01:
@@ -57,24 +63,30 @@ class Chart:
 
     # scales
     def set_x(self, lo: float, hi: float, log: bool = False) -> None:
+        """Set the x range in data units (``log`` for a log10 axis)."""
         self.x_lo, self.x_hi, self.x_log = lo, hi if hi != lo else lo + 1, log
 
     def set_y(self, lo: float, hi: float) -> None:
+        """Set the y range in data units."""
         self.y_lo, self.y_hi = lo, hi if hi != lo else lo + 1
 
     def x(self, v: float) -> float:
+        """Pixel x of data value ``v``."""
         f = math.log10
         a, b, v = (f(self.x_lo), f(self.x_hi), f(v)) if self.x_log else (self.x_lo, self.x_hi, v)
         return self.left + (v - a) / (b - a) * (self.w - self.left - self.right)
 
     def y(self, v: float) -> float:
+        """Pixel y of data value ``v``."""
         return self.h - self.bottom - (v - self.y_lo) / (self.y_hi - self.y_lo) * (self.h - self.top - self.bottom)
 
     # shapes
     def add(self, svg: str) -> None:
+        """Append raw SVG markup."""
         self.parts.append(svg)
 
     def text(self, x: float, y: float, s: str, *, size: int = 12, anchor: str = "start", color: str = INK, weight: str = "normal", rotate: float = 0) -> None:
+        """Text at pixel position (x, y)."""
         tr = f' transform="rotate({rotate} {x:.1f} {y:.1f})"' if rotate else ""
         self.add(
             f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{color}" '
@@ -84,7 +96,7 @@ class Chart:
     def line(self, xs: Sequence[float], ys: Sequence[float], *, color: str = BLUE, width: float = 1.5, dash: str = "") -> None:
         """A polyline in data units; NaN values break the line."""
         segs: list[list[str]] = [[]]
-        for a, b in zip(xs, ys):
+        for a, b in zip(xs, ys, strict=True):
             if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
                 segs.append([])
                 continue
@@ -98,6 +110,7 @@ class Chart:
                 self.add(f'<circle cx="{px}" cy="{py}" r="1.2" fill="{color}"/>')
 
     def dot(self, x: float, y: float, *, r: float = 3.5, color: str = BLUE, title: str = "", stroke: str = "white") -> None:
+        """A dot at data position (x, y), with an optional hover title."""
         t = f"<title>{escape(title)}</title>" if title else ""
         self.add(f'<circle cx="{self.x(x):.1f}" cy="{self.y(y):.1f}" r="{r}" fill="{color}" stroke="{stroke}" stroke-width="0.8">{t}</circle>')
 
@@ -116,10 +129,12 @@ class Chart:
         self.rect(x0, x1, self.y_lo, self.y_hi, color=color, opacity=opacity)
 
     def vline(self, x: float, *, color: str = RED, dash: str = "4 3", width: float = 1.2) -> None:
+        """A dashed vertical line at data x."""
         px = self.x(x)
         self.add(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{self.top}" y2="{self.h - self.bottom}" stroke="{color}" stroke-width="{width}" stroke-dasharray="{dash}"/>')
 
     def hline(self, y: float, *, color: str = GREY, dash: str = "5 4", width: float = 1.2) -> None:
+        """A dashed horizontal line at data y."""
         py = self.y(y)
         self.add(f'<line x1="{self.left}" x2="{self.w - self.right}" y1="{py:.1f}" y2="{py:.1f}" stroke="{color}" stroke-width="{width}" stroke-dasharray="{dash}"/>')
 
@@ -133,6 +148,7 @@ class Chart:
         yfmt: Callable[[float], str] = fmt_num,
         grid: bool = True,
     ) -> None:
+        """Draw the axes, ticks, grid and labels."""
         base = self.h - self.bottom
         if yticks is not None:
             for t in yticks:
@@ -166,6 +182,7 @@ class Chart:
             px += 23 + 7.2 * len(label) + 18
 
     def render(self) -> str:
+        """The chart as an SVG string."""
         head = (
             f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.w} {self.h}" width="100%" '
             f'style="max-width:{self.w}px;{FONT}" role="img" aria-label="{escape(self.title)}">'
@@ -284,7 +301,7 @@ def _with_gaps(days: np.ndarray, values: np.ndarray) -> tuple[list[float], list[
     xs: list[float] = []
     ys: list[float] = []
     dn = days.astype(np.int64)
-    for i, (d, v) in enumerate(zip(dn.tolist(), np.asarray(values, dtype=float).tolist())):
+    for i, (d, v) in enumerate(zip(dn.tolist(), np.asarray(values, dtype=float).tolist(), strict=True)):
         if i and d - dn[i - 1] > 1:
             xs.append(math.nan)
             ys.append(math.nan)
@@ -328,7 +345,7 @@ def trajectory(t: object) -> str:
         if is_score:
             tx, ty = _with_gaps(days, thr)
             c.line(tx, ty, color=INK, dash="5 4", width=1.2)
-        for d, v in zip(days[flagged].astype(np.int64).tolist(), values[flagged].tolist()):
+        for d, v in zip(days[flagged].astype(np.int64).tolist(), values[flagged].tolist(), strict=True):
             if math.isfinite(v):
                 c.dot(float(d), v, r=3.6, color=RED, title=f"flagged {np.datetime64(d, 'D')}")
         if is_score:
@@ -346,7 +363,7 @@ def forest(tests: Sequence[object], outcome: str) -> str:
     c.text(8, 18, f"≥ 1 {outcome}: odds ratio, group vs rest (95% CI)", size=13, weight="600")
     c.axes([(v, fmt_num(v)) for v in (0.01, 0.1, 0.5, 1, 2, 10, 100)], None, xlabel="odds ratio (log scale)", grid=False)
     c.vline(1, color="#6b7280", dash="", width=1)
-    clip = lambda v: min(max(v, 0.01), 100) if math.isfinite(v) or v > 0 else 100  # noqa: E731
+    clip = lambda v: min(max(v, 0.01), 100) if math.isfinite(v) or v > 0 else 100
     colors = {"alert": RED, "watch": ORANGE, "ok": GREY}
     for i, t in enumerate(rows):
         c.text(c.left - 8, c.y(i) + 4, f"{t.attribute} = {t.group}", size=12, anchor="end")  # type: ignore[attr-defined]

@@ -231,7 +231,7 @@ def test_protocol_finds_the_separating_threshold(tmp_path: Path) -> None:
         assert res.fitted[p] == 1.0
         # test counts, recounted: every NR30 test day flagged; DRH test days above that split's τ
         test_drh = (roles[:, sl] == TEST) & ~cohort.nr30[sl]
-        fp = sum(int((scores[sl][m] > t).sum()) for m, t in zip(test_drh, taus))
+        fp = sum(int((scores[sl][m] > t).sum()) for m, t in zip(test_drh, taus, strict=True))
         c = res.confusion[p]
         assert c.sensitivity == 1.0 and c.fp == fp and c.fp + c.tn == int(test_drh.sum())
 
