@@ -14,7 +14,7 @@ import gzip
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO, Iterator, Sequence, cast
 
 from phenoflow.core.contract import ALL_TOPICS, RAW_TOPICS
 from phenoflow.core.errors import UserError
@@ -37,7 +37,7 @@ class CohortFile:
     def open(self) -> IO[bytes]:
         """Binary reader; transparently gunzips ``.gz`` files."""
         if self.path.suffix == ".gz":
-            return gzip.open(self.path, "rb")
+            return cast(IO[bytes], gzip.open(self.path, "rb"))  # a GzipFile is a binary file object
         return open(self.path, "rb", buffering=1 << 20)
 
     def size(self) -> int:

@@ -100,7 +100,7 @@ def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool =
     rhythm: Stream | None = None
     if "hourly" in stages:
         raw = op.filter("raw", events, lambda kv: not isinstance(kv[1], Survey)) if "score" in stages else events
-        hourly, late = st.hourly_stage(raw, settings)
+        hourly, late = st.hourly_stage(raw, settings)  # type: ignore[arg-type]  # branch() does not narrow the type
         outputs.append(op.map("hourly_sink", hourly, to_sink(settings, "features.hourly")))
         outputs.append(op.map("late_sink", late, to_sink(settings, "deadletter")))
     if "rhythm" in stages:

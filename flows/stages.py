@@ -67,7 +67,7 @@ def hourly_stage(raw: KeyedStream[Event], settings: Settings
 def rhythm_stage(hourly: Stream[HourlyFeatures], settings: Settings) -> Stream[RhythmDaily]:
     """features.hourly records → rhythm.daily records (one per participant-day)."""
 
-    def build(resume: Optional[RhythmState]) -> OperatorLogic[RhythmState]:
+    def build(resume: Optional[_LazyRhythm]) -> OperatorLogic[_LazyRhythm]:
         if resume is not None:
             return OperatorLogic(resume)
         return OperatorLogic(_LazyRhythm(settings.rhythm_min_coverage))

@@ -108,7 +108,7 @@ def consumer_lags(stats: dict[str, Any], offsets: dict[str, int], index: int) ->
 
 
 class _GroupPartition(StatefulSourcePartition[Union[RawMessage, SourceError], dict[str, int]]):
-    def __init__(self, config: dict[str, str], topics: list[str], index: int,
+    def __init__(self, config: dict[str, object], topics: list[str], index: int,
                  resume: dict[str, int] | None, batch_size: int, tail: bool) -> None:
         # Offset 0, not OFFSET_BEGINNING: librdkafka resolves a logical offset with a
         # ListOffsets round that delayed the first message by 0.5 s; a log whose start was

@@ -172,15 +172,15 @@ class HourlyAggregator(PickleSnapshot):
             disc = DISCRETE.get(kind)
             if disc is None and kind is not Accelerometer:
                 continue
-            if ev.participant != pid:  # type: ignore[attr-defined]
+            if ev.participant != pid:  # type: ignore[attr-defined]  # all input types have it
                 if pid is not None:
                     raise ValueError("event of another participant sent to this aggregator")
-                pid = self.participant = ev.participant  # type: ignore[attr-defined]
+                pid = self.participant = ev.participant  # type: ignore[attr-defined]  # as above
             if disc is None:
-                chunks.append(ev)  # type: ignore[arg-type]
+                chunks.append(ev)  # type: ignore[arg-type]  # disc is None here only for Accelerometer
                 where.append(i)
                 continue
-            ts = float(ev.ts)  # type: ignore[attr-defined]
+            ts = float(ev.ts)  # type: ignore[attr-defined]  # every DISCRETE type has a scalar ts
             if ts < cutoff:
                 late.append((i, ev))
                 continue
@@ -190,7 +190,7 @@ class HourlyAggregator(PickleSnapshot):
             if hr is None:
                 hr = hours[h] = PendingHour()
             hr.n_ev += 1
-            off = ev.utc_offset_min  # type: ignore[attr-defined]
+            off = ev.utc_offset_min  # type: ignore[attr-defined]  # every contract event has it
             if off is not None:
                 vote = hr.vote
                 if vote is None or ts > vote[0] or (ts == vote[0] and off > vote[1]):
@@ -221,9 +221,9 @@ class HourlyAggregator(PickleSnapshot):
             self.late_events += len(late)
         if newest:
             if self._first_hour is None or h_lo < self._first_hour:
-                self._first_hour = h_lo  # type: ignore[assignment]
+                self._first_hour = h_lo  # type: ignore[assignment]  # an int hour once an event was added
             if self._last_hour is None or h_hi > self._last_hour:
-                self._last_hour = h_hi  # type: ignore[assignment]
+                self._last_hour = h_hi  # type: ignore[assignment]  # an int hour once an event was added
             for stream, t in newest.items():
                 if t > self._stream_max.get(stream, -math.inf):
                     self._stream_max[stream] = t
@@ -301,6 +301,7 @@ class HourlyAggregator(PickleSnapshot):
 
         for i, hr in enumerate(hrs):
             if hr.calls:
+                dur: list[list[float]]
                 cnt, dur = [0] * 5, [[] for _ in range(5)]
                 for _, d, s in hr.calls:
                     cnt[d] += 1
@@ -385,8 +386,8 @@ class HourlyAggregator(PickleSnapshot):
                     k, t1, t2 = map(sum, zip(*acc.values(), strict=True))
                     put(i, name, [t1 / ACCEL_Q1 / k, sd(k, t1 / ACCEL_Q1, t2 / ACCEL_Q2)])
                 elif acc:
-                    k, parts = zip(*acc.values(), strict=True)
-                    put(i, name, [math.fsum(chain.from_iterable(parts)) / sum(k)])
+                    ks, parts = zip(*acc.values(), strict=True)
+                    put(i, name, [math.fsum(chain.from_iterable(parts)) / sum(ks)])
         return slot_n, slot_v
 
     def _screen(self, hrs: list[PendingHour], edges: NDArray[np.float64], hi: float
@@ -403,19 +404,22 @@ class HourlyAggregator(PickleSnapshot):
         for ts, r in sorted(e for hr in hrs for e in hr.screen):
             if r == 2:
                 if since is not None:
-                    starts.append(since), ends.append(min(ts, since + mx))
+                    starts.append(since)
+                    ends.append(min(ts, since + mx))
                     since = None
                 continue
             if r == 1:
                 unlocks.append(ts)
             if since is not None and ts - since > mx:
-                starts.append(since), ends.append(since + mx)
+                starts.append(since)
+                ends.append(since + mx)
                 since = None
             if since is None:
                 since = ts
                 begun.append(ts)
         if since is not None:
-            starts.append(since), ends.append(min(hi, since + mx))
+            starts.append(since)
+            ends.append(min(hi, since + mx))
         self._screen_on_since = since
         s, e = np.asarray(starts).reshape(-1, 1), np.asarray(ends).reshape(-1, 1)
         on = np.clip(np.minimum(e, edges[None, 1:]) - np.maximum(s, edges[None, :-1]), 0.0, None).sum(axis=0)

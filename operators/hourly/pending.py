@@ -13,7 +13,7 @@ import math
 from bisect import bisect_right
 from itertools import accumulate, chain
 from operator import attrgetter
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -119,7 +119,7 @@ def _location(hr: PendingHour, ev: Location, ts: float, slot_s: int) -> None:
 #: Discrete (one-time-stamp) input type → (sensor stream, function adding one event at
 #: ``ts`` to its pending hour; ``slot_s`` = ``HourlyConfig.sleep_slot_s``). The aggregator
 #: dispatches through this dict instead of an isinstance chain per event.
-DISCRETE: dict[type, tuple[str, Callable[[PendingHour, object, float, int], None]]] = {
+DISCRETE: dict[type, tuple[str, Callable[[PendingHour, Any, float, int], None]]] = {
     Screen: ("screen", _screen), Call: ("call", _call), Sms: ("sms", _sms), Location: ("location", _location),
     Ambient: ("ambient", _ambient)}
 
@@ -287,5 +287,5 @@ def _reduce_python(chunks: list[Accelerometer], cutoff: float, slot_s: int) -> _
                 pieces[h] = pieces.get(h, 0) + 1
                 v = (newest, c.utc_offset_min)
                 if c.utc_offset_min is not None and (h not in votes or v > votes[h]):
-                    votes[h] = v  # type: ignore[assignment]
-    return late, used, list(pieces.items()), votes, [(s, *a) for s, a in sums.items()]
+                    votes[h] = v  # type: ignore[assignment]  # v's offset is not None: checked just above
+    return late, used, list(pieces.items()), votes, [(s, a[0], a[1], a[2]) for s, a in sums.items()]

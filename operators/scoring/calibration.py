@@ -320,7 +320,7 @@ class ParticipantScorer:
         """Close phase 1: fit (μ, Σ) and the per-feature moments; τ if it needs no phase 2."""
         c = self.config
         days = self.calibration_rows
-        kw = {"shrinkage": c.shrinkage, "sd_floor": c.sd_floor, "min_shrinkage": c.min_shrinkage}
+        kw: dict[str, Any] = {"shrinkage": c.shrinkage, "sd_floor": c.sd_floor, "min_shrinkage": c.min_shrinkage}
         self.error_model = fit_error_model(np.vstack(days), **kw)
         means = np.vstack(self.calibration_means)
         fsd = means.std(axis=0)

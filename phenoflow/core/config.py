@@ -89,7 +89,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
-    kind = type(_FIELDS[name].default)
+    kind: type[Any] = type(_FIELDS[name].default)
     try:
         if kind is bool:
             return str(value).lower() in {"1", "true", "yes", "on"}

@@ -214,7 +214,7 @@ class DeadLetter(Struct, kw_only=True):
 
 
 #: Short topic name → value type, for every topic of the contract.
-TOPIC_TYPES: dict[str, type[Struct]] = {
+TOPIC_TYPES: dict[str, type[Event] | type[DeadLetter]] = {
     "raw.accelerometer": Accelerometer,
     "raw.screen": Screen,
     "raw.call": Call,
@@ -263,6 +263,7 @@ def dead_letter(
     offset: int | None = None,
 ) -> DeadLetter:
     """Build a dead-letter record keeping the original bytes (base64 if not UTF-8)."""
+    enc: Literal["utf-8", "base64"]
     try:
         text, enc = value.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -287,7 +288,7 @@ def decode(
     partition: int | None = None,
     offset: int | None = None,
     max_bytes: int = MAX_MESSAGE_BYTES,
-) -> Struct:
+) -> Event | DeadLetter:
     """Decode one message of short topic ``topic`` into an event or a :class:`DeadLetter`.
 
     Never raises. The dead-letter ``error`` names the topic, the field and what

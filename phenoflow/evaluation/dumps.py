@@ -104,7 +104,7 @@ def iter_dump(
                 stats.bad += 1
                 stats.first_error = stats.first_error or f"line {stats.lines}: {event.error}"
                 continue
-            if wanted is not None and event.participant not in wanted:  # type: ignore[attr-defined]
+            if wanted is not None and event.participant not in wanted:
                 continue
             yield event
 

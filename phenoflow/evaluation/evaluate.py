@@ -97,7 +97,7 @@ class EvaluationResult:
 def _explain_table(out: Path, cohort: CohortDays, wanted: set[str], tables: dict[str, FeatureTable | None], notes: list[str]) -> FeatureTable | None:
     """Rhythm statistics (else hourly features) of the participants to explain."""
     for kind in ("rhythm", "hourly"):
-        table = tables[kind] if kind in tables else load_feature_table(out, kind, cohort, notes, wanted)  # type: ignore[arg-type]
+        table = tables[kind] if kind in tables else load_feature_table(out, kind, cohort, notes, wanted)
         if table is not None and table.names:
             return table
     notes.append("no rhythm.daily or features.hourly dump: no feature explanations or trajectories")

@@ -60,9 +60,9 @@ def _events(f: CohortFile, idx: int, stats: OfflineStats,
             stats.dead_letters[f.topic] += 1
             continue
         stats.events[f.topic] += 1
-        zone = zones.get(ev.participant) if zones else None  # type: ignore[attr-defined]
+        zone = zones.get(ev.participant) if zones else None
         # participants.csv's zone gives offset-less events their offset, as replay does.
-        for part in (localize(ev, zone) if zone is not None else (ev,)):  # type: ignore[arg-type]
+        for part in (localize(ev, zone) if zone is not None else (ev,)):
             ts = part.ts[0] if isinstance(part, Accelerometer) else part.ts  # type: ignore[attr-defined]
             yield ts, idx, seq, part
 

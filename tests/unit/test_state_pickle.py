@@ -63,7 +63,7 @@ def same_after(a: Any, b: Any, step: Callable[[Any], Any]) -> Any:
 def raw_events(tmp_path_factory: pytest.TempPathFactory) -> list[Event]:
     cohort = tmp_path_factory.mktemp("cohort")
     simulate_cohort(cohort, participants=1, days=DAYS, seed=4, accel_hz=0.5)
-    return list(read_cohort_events(cohort))  # type: ignore[arg-type]
+    return [e for e in read_cohort_events(cohort) if isinstance(e, Event)]
 
 
 @pytest.fixture(scope="module")
