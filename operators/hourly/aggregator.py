@@ -78,6 +78,18 @@ class HourlyAggregator(PickleSnapshot):
     Ambient events in any order and returns the records of every local day the
     watermark closed plus the late events; other event types are ignored.
     ``flush()`` closes everything up to the last hour of data (end of input).
+
+    >>> from phenoflow.core.contract import Call, Screen
+    >>> t0 = 1_717_200_000.0                  # 2024-06-01 00:00 UTC; the phone is at UTC+1
+    >>> agg = HourlyAggregator("p1")
+    >>> step = agg.update_batch([
+    ...     Screen(participant="p1", utc_offset_min=60, ts=t0 + 600, state="on"),
+    ...     Screen(participant="p1", utc_offset_min=60, ts=t0 + 1500, state="off"),
+    ...     Call(participant="p1", utc_offset_min=60, ts=t0 + 4000, direction="outgoing", duration_s=90.0)])
+    >>> step.records                          # the local day is still open
+    []
+    >>> [(h.local_hour, h.features["screen_on_s"], h.features["call_s"]) for h in agg.flush()]
+    [(1, 900.0, 0.0), (2, 0.0, 90.0)]
     """
 
     def __init__(self, participant: str | None = None, config: HourlyConfig | None = None) -> None:
