@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import math
 from html import escape
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # for annotations only: the evaluation layer hands its results to the charts
+    from phenoflow.evaluation.audit import AuditTest
+    from phenoflow.evaluation.compare import ModelRow
+    from phenoflow.evaluation.evaluate import ParticipantRow
+    from phenoflow.evaluation.explain import Explanation, Trajectory
 
 __all__ = [
     "NR30_FILL", "FONT", "nice_ticks", "fmt_num", "Chart", "date_ticks", "rate_by_days_before", "model_intervals",
@@ -231,7 +237,7 @@ def rate_by_days_before(rate: np.ndarray, drh: tuple[int, int]) -> str:
     return c.render()
 
 
-def model_intervals(rows: Sequence[object]) -> str:
+def model_intervals(rows: Sequence[ModelRow]) -> str:
     """Median (dot) and IQR (bar) of per-participant sensitivity and specificity for each model."""
     out = []
     for metric, color in (("sensitivity", RED), ("specificity", BLUE)):
@@ -242,11 +248,11 @@ def model_intervals(rows: Sequence[object]) -> str:
             c.add(f'<line x1="{c.x(t):.1f}" x2="{c.x(t):.1f}" y1="{c.top}" y2="{c.h - c.bottom}" stroke="#eef0f3"/>')
         c.text(c.left, 18, metric.capitalize(), size=13, weight="600")
         for i, row in enumerate(rows):
-            label = row.label if len(row.label) <= 32 else row.label[:31] + "…"  # type: ignore[attr-defined]
+            label = row.label if len(row.label) <= 32 else row.label[:31] + "…"
             c.text(c.left - 8, c.y(i) + 4, label, size=12, anchor="end")
             sp = getattr(row, metric)
-            if row.status != "ok" or sp.median is None:  # type: ignore[attr-defined]
-                c.text(c.x(0.02), c.y(i) + 4, "not available" if row.status != "ok" else "n/a", size=11, color="#6b7280")  # type: ignore[attr-defined]
+            if row.status != "ok" or sp.median is None:
+                c.text(c.x(0.02), c.y(i) + 4, "not available" if row.status != "ok" else "n/a", size=11, color="#6b7280")
                 continue
             c.add(f'<line x1="{c.x(sp.q1):.1f}" x2="{c.x(sp.q3):.1f}" y1="{c.y(i):.1f}" y2="{c.y(i):.1f}" stroke="{color}" stroke-width="5" stroke-opacity="0.35" stroke-linecap="round"/>')
             c.dot(sp.median, i, r=5, color=color, title=f"median {sp.median:.2f} (IQR {sp.q1:.2f}–{sp.q3:.2f}, n={sp.n})")
@@ -254,7 +260,7 @@ def model_intervals(rows: Sequence[object]) -> str:
     return '<div class="pair">' + "".join(out) + "</div>"
 
 
-def participant_map(rows: Sequence[object]) -> str:
+def participant_map(rows: Sequence[ParticipantRow]) -> str:
     """Each participant's TPR against FPR; the diagonal is chance. Participants without NR30 days in a strip below."""
     c = Chart(520, 420, "Participants: sensitivity (TPR) against false-positive rate", margin=(30, 20, 50, 56))
     c.set_x(0, 1)
@@ -264,26 +270,26 @@ def participant_map(rows: Sequence[object]) -> str:
     c.add(f'<line x1="{c.left}" x2="{c.w - c.right}" y1="{c.y(-0.045):.1f}" y2="{c.y(-0.045):.1f}" stroke="#e5e7eb"/>')
     c.text(c.x(1), c.y(-0.1) + 4, "no NR30 days (TPR n/a)", size=10, anchor="end", color="#6b7280")
     for r in rows:
-        conf = r.conf  # type: ignore[attr-defined]
+        conf = r.conf
         if conf.fpr is None:
             continue
         if conf.sensitivity is None:
-            c.dot(conf.fpr, -0.1, r=3, color=GREY, title=f"{r.participant}: FPR {conf.fpr:.2f}")  # type: ignore[attr-defined]
+            c.dot(conf.fpr, -0.1, r=3, color=GREY, title=f"{r.participant}: FPR {conf.fpr:.2f}")
         else:
-            c.dot(conf.fpr, conf.sensitivity, r=5, color=RED, title=f"{r.participant}: TPR {conf.sensitivity:.2f}, FPR {conf.fpr:.2f}")  # type: ignore[attr-defined]
+            c.dot(conf.fpr, conf.sensitivity, r=5, color=RED, title=f"{r.participant}: TPR {conf.sensitivity:.2f}, FPR {conf.fpr:.2f}")
     c.legend([("dot", RED, "participant with relapse"), ("dash", GREY, "chance (TPR = FPR)")])
     return c.render()
 
 
-def cohens_d_panel(e: object) -> str:
+def cohens_d_panel(e: Explanation) -> str:
     """Horizontal bars of Cohen's d for one participant's top features (seed Fig. 3)."""
-    top = e.top  # type: ignore[attr-defined]
-    c = Chart(470, 60 + 26 * max(len(top), 1), f"Cohen's d for {e.participant}", margin=(44, 20, 30, 210))  # type: ignore[attr-defined]
+    top = e.top
+    c = Chart(470, 60 + 26 * max(len(top), 1), f"Cohen's d for {e.participant}", margin=(44, 20, 30, 210))
     lim = max([abs(d) for _, d in top] + [1.0]) * 1.1
     c.set_x(-lim, lim)
     c.set_y(max(len(top), 1) - 0.5, -0.5)
-    c.text(8, 16, f"{e.participant}", size=13, weight="600")  # type: ignore[attr-defined]
-    c.text(8, 32, f"{e.relapses} relapses · {e.anomalous_nr30} anomalous NR30 days vs {e.drh_days} DRH days", size=11, color="#4b5563")  # type: ignore[attr-defined]
+    c.text(8, 16, f"{e.participant}", size=13, weight="600")
+    c.text(8, 32, f"{e.relapses} relapses · {e.anomalous_nr30} anomalous NR30 days vs {e.drh_days} DRH days", size=11, color="#4b5563")
     ticks = nice_ticks(-lim, lim, 4)
     c.axes(ticks, None, grid=False)
     c.vline(0, color="#6b7280", dash="", width=1)
@@ -310,22 +316,22 @@ def _with_gaps(days: np.ndarray, values: np.ndarray) -> tuple[list[float], list[
     return xs, ys
 
 
-def trajectory(t: object) -> str:
+def trajectory(t: Trajectory) -> str:
     """Score with threshold and flagged days, then selected features, NR30 shaded, relapses marked (seed Fig. 4a)."""
-    days = t.day  # type: ignore[attr-defined]
+    days = t.day
     if days.size == 0:
         return ""
     d0, d1 = days[0], days[-1]
     lo, hi = float(d0.astype(np.int64)) - 1, float(d1.astype(np.int64)) + 1
     ticks = date_ticks(d0, d1)
-    rel = [float(r.astype(np.int64)) for r in t.relapses]  # type: ignore[attr-defined]
-    panels = [("anomaly score", np.asarray(t.score, dtype=float), True)] + [(n, v, False) for n, v in t.features.items()]  # type: ignore[attr-defined]
-    out = [f'<h4>{escape(t.participant)}</h4>']  # type: ignore[attr-defined]
-    flagged = np.asarray(t.flagged, dtype=bool)  # type: ignore[attr-defined]
+    rel = [float(r.astype(np.int64)) for r in t.relapses]
+    panels = [("anomaly score", np.asarray(t.score, dtype=float), True)] + [(n, v, False) for n, v in t.features.items()]
+    out = [f'<h4>{escape(t.participant)}</h4>']
+    flagged = np.asarray(t.flagged, dtype=bool)
     for name, values, is_score in panels:
-        c = Chart(960, 190 if is_score else 130, f"{t.participant}: {name} over time", margin=(28 if is_score else 12, 20, 26, 64))  # type: ignore[attr-defined]
+        c = Chart(960, 190 if is_score else 130, f"{t.participant}: {name} over time", margin=(28 if is_score else 12, 20, 26, 64))
         finite = values[np.isfinite(values)]
-        thr = np.asarray(t.threshold, dtype=float)  # type: ignore[attr-defined]
+        thr = np.asarray(t.threshold, dtype=float)
         extra = thr[np.isfinite(thr)] if is_score else np.array([])
         both = np.concatenate([finite, extra])
         ylo, yhi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
@@ -354,9 +360,9 @@ def trajectory(t: object) -> str:
     return '<div class="traj">' + "".join(out) + "</div>"
 
 
-def forest(tests: Sequence[object], outcome: str) -> str:
+def forest(tests: Sequence[AuditTest], outcome: str) -> str:
     """Odds ratio (group vs rest) with exact 95 % CI on a log axis, coloured by warning level."""
-    rows = [t for t in tests if t.outcome == outcome]  # type: ignore[attr-defined]
+    rows = [t for t in tests if t.outcome == outcome]
     c = Chart(960, 60 + 26 * max(len(rows), 1), f"Odds ratio of having ≥ 1 {outcome}, group vs rest", margin=(36, 170, 36, 240))
     c.set_x(0.01, 100, log=True)
     c.set_y(max(len(rows), 1) - 0.5, -0.5)
@@ -366,14 +372,14 @@ def forest(tests: Sequence[object], outcome: str) -> str:
     clip = lambda v: min(max(v, 0.01), 100) if math.isfinite(v) or v > 0 else 100
     colors = {"alert": RED, "watch": ORANGE, "ok": GREY}
     for i, t in enumerate(rows):
-        c.text(c.left - 8, c.y(i) + 4, f"{t.attribute} = {t.group}", size=12, anchor="end")  # type: ignore[attr-defined]
-        lo, hi = clip(t.ci_low if t.ci_low > 0 else 0.01), clip(t.ci_high)  # type: ignore[attr-defined]
-        col = colors.get(t.level, GREY)  # type: ignore[attr-defined]
+        c.text(c.left - 8, c.y(i) + 4, f"{t.attribute} = {t.group}", size=12, anchor="end")
+        lo, hi = clip(t.ci_low if t.ci_low > 0 else 0.01), clip(t.ci_high)
+        col = colors.get(t.level, GREY)
         c.add(f'<line x1="{c.x(lo):.1f}" x2="{c.x(hi):.1f}" y1="{c.y(i):.1f}" y2="{c.y(i):.1f}" stroke="{col}" stroke-width="2"/>')
-        if math.isfinite(t.odds_ratio):  # type: ignore[attr-defined]
-            c.dot(clip(t.odds_ratio) if t.odds_ratio > 0 else 0.01, i, r=5, color=col, title=f"OR {t.odds_ratio:.2f}")  # type: ignore[attr-defined]
-        elif t.odds_ratio > 0:  # type: ignore[attr-defined]
+        if math.isfinite(t.odds_ratio):
+            c.dot(clip(t.odds_ratio) if t.odds_ratio > 0 else 0.01, i, r=5, color=col, title=f"OR {t.odds_ratio:.2f}")
+        elif t.odds_ratio > 0:
             c.dot(100, i, r=5, color=col, title="OR ∞ (no event outside the group's complement cell)")
-        c.text(c.w - c.right + 8, c.y(i) + 4, f"{_pct(t.rate_group)} vs {_pct(t.rate_rest)} · BY p {t.p_by:.2g}", size=11, color="#374151")  # type: ignore[attr-defined]
+        c.text(c.w - c.right + 8, c.y(i) + 4, f"{_pct(t.rate_group)} vs {_pct(t.rate_rest)} · BY p {t.p_by:.2g}", size=11, color="#374151")
     c.legend([("dot", RED, "alert: BY p < α"), ("dot", ORANGE, "watch: p < α"), ("dot", GREY, "ok")], x=c.left + 300, y=18)
     return c.render()
