@@ -2,16 +2,23 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# Two install levels: the runtime (what `make demo` needs) and everything (tests, lint, training).
+RUNTIME := $(VENV)/.runtime
+STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench system-deps clean
+.PHONY: install install-runtime demo test test-fast lint bench system-deps clean
 
 install: $(STAMP)
+install-runtime: $(RUNTIME)
 
-# torch==2.13.0 (the `train` extra) resolves to the CPU build on this machine kind.
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $(RUNTIME)
+
+# torch==2.13.0 (the `train` extra) resolves to the CPU build on this machine kind.
+$(STAMP): $(RUNTIME)
 	$(PY) -m pip install -q -e '.[dev,train]'
 	touch $(STAMP)
 
@@ -24,10 +31,21 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    prometheus >/dev/null; }
 
-demo: install
+demo: install-runtime
 	$(VENV)/bin/phenoflow demo
 
-test: install system-deps
+# ruff: pyflakes, bugbear, isort, docstrings of public names (config in pyproject.toml).
+# mypy cannot see setuptools' package-dir mapping (flows/ is phenoflow.flows, ...; the editable
+# install maps it with an import hook mypy does not run), so build/mypy/phenoflow/ mirrors the
+# package with symlinks (phenoflow/* plus the top-level folders) and mypy, whose mypy_path is
+# build/mypy (pyproject.toml), checks the packages there by module name.
+lint: install
+	$(VENV)/bin/ruff check .
+	rm -rf build/mypy && mkdir -p build/mypy/phenoflow
+	cd build/mypy/phenoflow && ln -s ../../../phenoflow/* . && ln -s ../../../flows ../../../operators ../../../connectors ../../../models .
+	$(VENV)/bin/mypy -p phenoflow.core -p phenoflow.operators -p phenoflow.flows -p phenoflow.connectors
+
+test: install system-deps lint
 	$(PY) -m pytest -q
 
 test-fast: install

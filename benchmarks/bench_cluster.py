@@ -28,7 +28,7 @@ from phenoflow.connectors.kafka.clients import ensure_topics
 from phenoflow.connectors.replay import replay
 from phenoflow.core.config import load_settings, settings_env
 from phenoflow.core.contract import ALL_TOPICS
-from phenoflow.simulate.cohort import simulate_cohort
+from phenoflow.simulate.simulator import simulate_cohort
 
 RUN = [sys.executable, "-m", "phenoflow", "run", "--until-end"]
 

@@ -62,13 +62,13 @@ def records(pid: str, days: int, rng: np.random.Generator, rhythm_days: int = 3)
     for d in range(days):
         day = (D0 + timedelta(days=d)).isoformat()
         for h in range(24):
-            vals = dict(zip(FEATURE_NAMES, rng.random(len(FEATURE_NAMES)).round(3).tolist()))
+            vals = dict(zip(FEATURE_NAMES, rng.random(len(FEATURE_NAMES)).round(3).tolist(), strict=True))
             out.append(("features.hourly", HourlyFeatures(participant=pid, hour_start=T0 + 86400 * d + 3600 * h,
                                                           local_hour=h, weekday=0, features=vals,
                                                           filled=0.2 if h % 5 else 1.0)))
         if d >= days - rhythm_days:
             out.append(("rhythm.daily", RhythmDaily(participant=pid, day=day, coverage={},
-                                                    features=dict(zip(RHYTHM, rng.random(len(RHYTHM)).tolist())))))
+                                                    features=dict(zip(RHYTHM, rng.random(len(RHYTHM)).tolist(), strict=True)))))
         out.append(("scores.daily", ScoreDaily(participant=pid, day=day, score=float(rng.random()), threshold=0.9,
                                                calibrating=d < 28, model="bench")))
         if d in (40, 50, 60, 70, days - 1):

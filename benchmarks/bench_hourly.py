@@ -51,8 +51,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench_hourly_breakdown import breakdown, cross_check, profile_flow  # noqa: E402 (benchmarks/ is on sys.path)
-from bench_hourly_peers import (  # noqa: E402
+from bench_hourly_breakdown import breakdown, cross_check, profile_flow
+from bench_hourly_peers import (
     HOURLY_INPUTS,
     PLAIN_OUT,
     QUIX_OUT,
@@ -180,7 +180,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.getLogger("phenoflow").setLevel(logging.WARNING)
 
-    from phenoflow.simulate.cohort import simulate_cohort
+    from phenoflow.simulate.simulator import simulate_cohort
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(port=0) as broker:
         cohort = Path(tmp) / "cohort"
@@ -213,7 +213,7 @@ def main() -> None:
                 dumps["quix"] = read_topic(settings, QUIX_OUT)
                 quix.outputs = quix_whole.outputs = len(dumps["quix"])
                 results += [quix, quix_whole]
-            except Exception as exc:  # noqa: BLE001 - a failed peer is reported, not fatal
+            except Exception as exc:  # a failed peer is reported, not fatal
                 print(f"Quix Streams failed: {type(exc).__name__}: {exc}")
 
         print(f"\n{'contender':<40}{'wall s':>8}{'CPU s':>7}{'samples/s':>13}{'events/s':>12}{'msgs/s':>10}"

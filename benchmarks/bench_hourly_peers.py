@@ -154,7 +154,7 @@ def run_plain(settings: Settings) -> Result:
             key = np.asarray(ids, np.int64) * 10_000_000 + (np.asarray(ts) // 3600.0).astype(np.int64)
             uniq, inv = np.unique(key, return_inverse=True)
             n, tot = np.bincount(inv), np.bincount(inv, weights=mag)
-            for u, nk, sk in zip(uniq.tolist(), n.tolist(), tot.tolist()):
+            for u, nk, sk in zip(uniq.tolist(), n.tolist(), tot.tolist(), strict=True):
                 s = state[(u // 10_000_000, u % 10_000_000)]
                 s[A_N] += nk
                 s[A_S] += sk
@@ -286,7 +286,7 @@ def run_quix(settings: Settings, expected: int, state_dir: Path, grace_s: float,
     if progress["n"] < expected:
         raise RuntimeError(f"Quix processed {progress['n']:,} of {expected:,} messages within {timeout_s:.0f} s")
     join = progress["t_first"] - t0
-    deciles = " ".join(f"{b - a:.1f}" for a, b in zip([progress["t_first"], *marks], marks))
+    deciles = " ".join(f"{b - a:.1f}" for a, b in zip([progress["t_first"], *marks], marks, strict=False))
     print(f"Quix: seconds per 10 % of the input: {deciles}")
     steady = Result("Quix Streams 3.28, steady (first 90 %)",
                     (progress["t_steady"] - progress["t_first"]) * expected / steady_n, 0,

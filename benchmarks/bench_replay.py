@@ -22,7 +22,7 @@ from phenoflow.connectors.cohort import cohort_files, read_lines
 from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.connectors.replay import replay
 from phenoflow.core.config import load_settings
-from phenoflow.simulate.cohort import simulate_cohort
+from phenoflow.simulate.simulator import simulate_cohort
 
 
 def _plain_confluent(settings, lines: list[tuple[str, bytes]]) -> float:

@@ -13,26 +13,26 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import importlib.util  # noqa: E402
-import sysconfig  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import importlib.util
+import sysconfig
+import time
+import warnings
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import scipy.signal  # noqa: E402
+import numpy as np
+import scipy.signal
 
-from phenoflow.operators.rhythm.entropy import (  # noqa: E402
+from phenoflow.operators.rhythm.entropy import (
     coarse_grain,
     multiscale_sample_entropy,
     window_multiscale_sampen,
 )
-from phenoflow.operators.rhythm.periodogram import (  # noqa: E402
+from phenoflow.operators.rhythm.periodogram import (
     RHYTHM_PERIODS_H,
     periodogram_power_batch,
 )
-from phenoflow.operators.rhythm.statistics import (  # noqa: E402
+from phenoflow.operators.rhythm.statistics import (
     DEFAULT_MODALITIES,
     SAMPEN_TAUS,
     WINDOWS_DAYS,
@@ -111,7 +111,7 @@ def main() -> None:
     def periodogram_part() -> None:
         for win in windows_of:
             flat = win.transpose(2, 0, 1).reshape(n_mod, -1)
-            for w, s in zip(WINDOWS_DAYS, starts):
+            for w, s in zip(WINDOWS_DAYS, starts, strict=True):
                 periodogram_power_batch(flat[:, s:], tuple(p for p in RHYTHM_PERIODS_H if p <= 24 * w))
 
     r_of = []
@@ -120,7 +120,7 @@ def main() -> None:
         r_of.append(np.array([[0.25 * np.nanstd(row[s:]) for s in starts] for row in flat]))
 
     def sampen_part() -> None:
-        for win, r in zip(windows_of, r_of):
+        for win, r in zip(windows_of, r_of, strict=True):
             flat = win.transpose(2, 0, 1).reshape(n_mod, -1)
             window_multiscale_sampen(flat, starts, r, SAMPEN_TAUS)
 

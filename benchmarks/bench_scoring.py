@@ -24,18 +24,18 @@ import os
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")  # one core, before numpy loads its BLAS
 
-import argparse  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from datetime import date, timedelta  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from phenoflow.core.contract import RhythmDaily  # noqa: E402
-from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer  # noqa: E402
-from phenoflow.operators.scoring.reconstruction import FeatureSpec, OnnxScorer  # noqa: E402
+from phenoflow.core.contract import RhythmDaily
+from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer
+from phenoflow.operators.scoring.reconstruction import FeatureSpec, OnnxScorer
 
 
 def synthetic_model(path: Path, hidden: int) -> Path:
@@ -93,7 +93,7 @@ def main() -> None:
     def day_records(d: int) -> list[RhythmDaily]:
         X = rng.normal(size=(args.participants, p))
         return [RhythmDaily(participant=f"p{j}", day=(start + timedelta(days=d)).isoformat(),
-                            features=dict(zip(spec.names, map(float, X[j]))), coverage={"w14": 1.0})
+                            features=dict(zip(spec.names, map(float, X[j]), strict=True)), coverage={"w14": 1.0})
                 for j in range(args.participants)]
 
     # calibrate every participant on 14 days (not timed)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from phenoflow.simulate.cohort import simulate_cohort
+from phenoflow.simulate.simulator import simulate_cohort
 
 FILES = ("accelerometer", "screen", "call", "sms", "location", "ambient", "survey")
 

@@ -6,7 +6,7 @@ Bytewax recovery snapshots each participant's state object with pickle (and
 cohort through the same operators the flows use — one
 :class:`~phenoflow.operators.hourly.aggregator.HourlyAggregator` per participant (events in
 event-time order, as :mod:`phenoflow.offline.features` does) and one
-:class:`~phenoflow.operators.rhythm.state.RhythmState` per participant fed with
+:class:`~phenoflow.operators.rhythm.rolling.RhythmState` per participant fed with
 that participant's hourly records — and measures every participant's state at
 the end of the input, before ``flush`` (open hours still pending):
 
@@ -32,8 +32,8 @@ from typing import Any
 
 from phenoflow.offline.features import read_cohort_events
 from phenoflow.operators.hourly.aggregator import HourlyAggregator
-from phenoflow.operators.rhythm.state import RhythmState
-from phenoflow.simulate.cohort import simulate_cohort
+from phenoflow.operators.rhythm.rolling import RhythmState
+from phenoflow.simulate.simulator import simulate_cohort
 
 MIB = 1 << 20
 

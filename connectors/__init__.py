@@ -1,1 +1,3 @@
 """connectors"""
+
+__all__: list[str] = []

@@ -23,6 +23,8 @@ from types import TracebackType
 
 from phenoflow.core.errors import UserError
 
+__all__ = ["free_port", "port_in_use", "broker_binary", "EmbeddedBroker"]
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` right now."""

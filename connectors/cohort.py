@@ -14,10 +14,12 @@ import gzip
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO, Iterator, Sequence, cast
 
 from phenoflow.core.contract import ALL_TOPICS, RAW_TOPICS
 from phenoflow.core.errors import UserError
+
+__all__ = ["STEMS", "CohortFile", "cohort_files", "read_lines", "read_csv", "read_labels"]
 
 #: File stem → short topic. Raw topics use the bare sensor name; any contract topic
 #: name also works as a stem (``events.anomaly.jsonl``).
@@ -27,13 +29,15 @@ STEMS.update({t: t for t in ALL_TOPICS})
 
 @dataclass(frozen=True)
 class CohortFile:
+    """One replay-format file of a cohort directory and the short topic it holds."""
+
     topic: str
     path: Path
 
     def open(self) -> IO[bytes]:
         """Binary reader; transparently gunzips ``.gz`` files."""
         if self.path.suffix == ".gz":
-            return gzip.open(self.path, "rb")
+            return cast(IO[bytes], gzip.open(self.path, "rb"))  # a GzipFile is a binary file object
         return open(self.path, "rb", buffering=1 << 20)
 
     def size(self) -> int:

@@ -34,6 +34,8 @@ from phenoflow.core.contract import (
 )
 from phenoflow.core.errors import UserError
 
+__all__ = ["ReplayItem", "merged", "ReplaySummary", "replay"]
+
 
 class _Head(msgspec.Struct, forbid_unknown_fields=False):
     """The fields replay needs for keying and ordering, of any topic value."""
@@ -71,12 +73,12 @@ def _items(f: CohortFile, file_index: int, check: bool,
         event = decode(topic, None, line) if check else None
         zone = None
         if zones and topic in RAW_TOPICS and event is not None and not isinstance(event, DeadLetter):
-            zone = zones.get(event.participant)  # type: ignore[attr-defined]
-        if zone is not None and event.utc_offset_min is None:  # type: ignore[union-attr]
+            zone = zones.get(event.participant)
+        if zone is not None and event.utc_offset_min is None:  # type: ignore[union-attr]  # zone is set only for a decoded event
             # participants.csv names the zone: the event gets its offset at its own time.
-            for part in localize(event, zone):  # type: ignore[arg-type]
+            for part in localize(event, zone):  # type: ignore[arg-type]  # as above
                 n = len(part.ts) if isinstance(part, Accelerometer) else 0
-                ts = part.ts[0] if isinstance(part, Accelerometer) else part.ts  # type: ignore[attr-defined]
+                ts = part.ts[0] if isinstance(part, Accelerometer) else part.ts  # type: ignore[attr-defined]  # raw types have ts
                 last_ts = ts
                 yield ReplayItem(ts, file_index, seq, topic, part.participant.encode(), encode(part), True, n)
             continue
@@ -123,6 +125,7 @@ class ReplaySummary:
 
     @property
     def total(self) -> int:
+        """Messages sent, all topics together."""
         return sum(self.sent.values())
 
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError
@@ -20,9 +20,13 @@ from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.core.config import Settings
 from phenoflow.core.errors import UserError
 
+__all__ = ["SubscribeSummary", "dedupe_key", "subscribe"]
+
 
 @dataclass
 class SubscribeSummary:
+    """What ``subscribe`` read: messages, per-partition counts, wall time, duplicates skipped."""
+
     messages: int = 0
     per_partition: Counter[int] = field(default_factory=Counter)
     seconds: float = 0.0
@@ -140,10 +144,10 @@ def subscribe(
     return summary
 
 
-def _reset_to(offset: int) -> Callable[[object, list], None]:
-    def on_assign(consumer: object, parts: list) -> None:
+def _reset_to(offset: int) -> Callable[[Any, list], None]:
+    def on_assign(consumer: Any, parts: list) -> None:  # confluent_kafka's Consumer (untyped)
         for p in parts:
             p.offset = offset
-        consumer.assign(parts)  # type: ignore[attr-defined]
+        consumer.assign(parts)
 
     return on_assign

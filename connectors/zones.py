@@ -99,7 +99,7 @@ def localize(event: Event, zone: ZoneOffsets) -> Iterator[Event]:
         yield event
         return
     if not isinstance(event, Accelerometer):
-        yield msgspec.structs.replace(event, utc_offset_min=zone.offset_min(event.ts))  # type: ignore[attr-defined]
+        yield msgspec.structs.replace(event, utc_offset_min=zone.offset_min(event.ts))  # type: ignore[attr-defined]  # raw types have ts
         return
     ts = event.ts
     offs = [zone.offset_min(t) for t in ts]

@@ -1,1 +1,3 @@
 """flows"""
+
+__all__: list[str] = []

@@ -29,12 +29,15 @@ class OperatorLogic(StatefulBatchLogic[Any, Any, Any], Generic[S]):
         self.wall_clock = wall_clock
 
     def on_batch(self, values: list[Any]) -> Tuple[Iterable[Any], bool]:
+        """Bytewax hook: update the state with one batch of a key's values; emit what it returns."""
         now = time.time() if self.wall_clock else None
         return list(self.emit(self.state.update_batch(values, now))), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> Tuple[Iterable[Any], bool]:
+        """Bytewax hook at end of input: flush the state's open windows."""
         return list(self.state.flush()), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> S:
+        """Bytewax hook: the state's independent copy for the recovery store."""
         # Bytewax needs an immutable snapshot.
         return self.state.snapshot()

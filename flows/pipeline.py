@@ -33,6 +33,8 @@ from phenoflow.flows import stages as st
 from phenoflow.flows.score_stage import load_scorer, score_streams
 from phenoflow.flows.wiring import decoder, to_sink
 
+__all__ = ["STAGES", "STAGE_INPUTS", "parse_stages", "input_topics", "build_flow", "tune_gc", "get_flow"]
+
 STAGES: tuple[str, ...] = ("hourly", "rhythm", "score")
 
 #: Topics a stage reads when it is the first stage of the dataflow.

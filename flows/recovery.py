@@ -15,6 +15,8 @@ from pathlib import Path
 
 from phenoflow.core.errors import UserError
 
+__all__ = ["SNAPSHOT_INTERVAL_S", "BACKUP_INTERVAL_S", "prepare_recovery"]
+
 #: Seconds between state snapshots; on resume at most this much input is re-read.
 SNAPSHOT_INTERVAL_S = 10
 #: Seconds of older snapshots kept, for backing up the recovery partitions.

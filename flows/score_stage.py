@@ -27,6 +27,8 @@ from phenoflow.operators.scoring.calibration import CalibrationConfig, Participa
 from phenoflow.operators.scoring.reconstruction import DayErrors, OnnxScorer
 from phenoflow.operators.stepup.who5 import SurveyStepUp
 
+__all__ = ["default_model_path", "load_scorer", "score_streams"]
+
 
 def default_model_path() -> Path:
     """The model shipped in the package (``models/default.onnx``)."""

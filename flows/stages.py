@@ -20,7 +20,7 @@ from phenoflow.core.state import PickleSnapshot
 from phenoflow.flows.logic import OperatorLogic
 from phenoflow.flows.wiring import late_letter
 from phenoflow.operators.hourly.aggregator import STREAMS, HourlyAggregator, HourlyConfig
-from phenoflow.operators.rhythm.state import RhythmState
+from phenoflow.operators.rhythm.rolling import RhythmState
 
 __all__ = ["SOURCE_BATCH", "hourly_config", "hourly_stage", "rhythm_stage"]
 
@@ -32,6 +32,7 @@ def _participant(e: Event) -> str:
 
 
 def hourly_config(settings: Settings) -> HourlyConfig:
+    """The hourly operator's tunables taken from the run settings."""
     return HourlyConfig(
         allowed_lateness_s=settings.allowed_lateness_s,
         idle_timeout_s=settings.idle_timeout_s,
@@ -66,7 +67,7 @@ def hourly_stage(raw: KeyedStream[Event], settings: Settings
 def rhythm_stage(hourly: Stream[HourlyFeatures], settings: Settings) -> Stream[RhythmDaily]:
     """features.hourly records → rhythm.daily records (one per participant-day)."""
 
-    def build(resume: Optional[RhythmState]) -> OperatorLogic[RhythmState]:
+    def build(resume: Optional[_LazyRhythm]) -> OperatorLogic[_LazyRhythm]:
         if resume is not None:
             return OperatorLogic(resume)
         return OperatorLogic(_LazyRhythm(settings.rhythm_min_coverage))

@@ -17,6 +17,8 @@ from phenoflow.core import telemetry as metrics
 from phenoflow.core.config import Settings
 from phenoflow.core.contract import DeadLetter, Event, dead_letter, decode, encode, event_time
 
+__all__ = ["Keyed", "decoder", "late_letter", "to_sink"]
+
 #: A decoded item keyed for the stateful steps: (participant, event), or ("", dead letter).
 Keyed = tuple[str, Union[Event, DeadLetter]]
 log = logging.getLogger("phenoflow.flow")

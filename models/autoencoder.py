@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+__all__ = ["DenseAutoencoder", "GruSeq2Seq", "deterministic", "FitResult", "fit"]
+
 
 class DenseAutoencoder(nn.Module):
     """in → hidden → bottleneck → hidden → in (2 encoder + 2 decoder linear layers)."""
@@ -40,6 +42,7 @@ class DenseAutoencoder(nn.Module):
         self.decoder = nn.Sequential(nn.Linear(b, hidden), nn.ReLU(), nn.Linear(hidden, n_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x`` (B, p) through the bottleneck."""
         return self.decoder(self.encoder(x))
 
 
@@ -54,6 +57,7 @@ class GruSeq2Seq(nn.Module):
         self.output = nn.Linear(hidden, n_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct the sequences ``x`` (B, T, p) from the encoder's last hidden state."""
         _, h = self.encoder(x)
         context = h[-1].unsqueeze(1).expand(-1, x.shape[1], -1)
         y, _ = self.decoder(context)

@@ -21,6 +21,8 @@ from torch import nn
 
 from phenoflow.core.errors import UserError
 
+__all__ = ["OPSET", "INPUT_NAME", "OUTPUT_NAME", "export_onnx"]
+
 OPSET = 17
 INPUT_NAME = "x"
 OUTPUT_NAME = "reconstruction"

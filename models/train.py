@@ -37,12 +37,18 @@ from phenoflow.operators.scoring.reconstruction import (
     WINDOW_SUFFIX,
     FeatureSpec,
     OnnxScorer,
-    _features_of,
-    _field,
+    features_of,
+    field_of,
     group_hours_by_day,
     hourly_sequences,
     raw_matrix,
 )
+
+__all__ = [
+    "InputKind", "ModelKind", "NEAR_RELAPSE_DAYS", "DEFAULT_WINDOWS", "TrainSummary", "is_near_relapse",
+    "error_group", "fit_feature_spec", "data_sha256", "train_model", "rhythm_from_hourly", "load_topic_dump",
+    "train_from_cohort"
+]
 
 InputKind = Literal["rhythm", "hourly"]
 ModelKind = Literal["autoencoder", "gru"]
@@ -148,7 +154,7 @@ def fit_feature_spec(
     keep = null_frac <= max_null_frac
     n_null = int((~keep).sum())
     X = raw[:, keep]
-    kept_names = [n for n, k in zip(names, keep) if k]
+    kept_names = [n for n, k in zip(names, keep, strict=True) if k]
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         # constant columns: skew warns about precision loss; they are dropped below anyway
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -161,7 +167,7 @@ def fit_feature_spec(
     sd = np.nanstd(T, axis=0)
     varying = sd > 1e-9 * np.maximum(1.0, np.abs(mean))
     n_const = int((~varying).sum())
-    final = [n for n, v in zip(kept_names, varying) if v]
+    final = [n for n, v in zip(kept_names, varying, strict=True) if v]
     if not final:
         raise UserError(
             "no usable features: every feature is mostly missing or constant in the training "
@@ -198,8 +204,8 @@ def data_sha256(records: Iterable[Any], labels: Mapping[str, Sequence[date]] | N
 
 def _day_of(rec: Any, input_kind: str) -> str:
     if input_kind == "rhythm":
-        return str(_field(rec, "day"))
-    return local_day_iso(_field(rec, "hour_start"), _field(rec, "utc_offset_min"))
+        return str(field_of(rec, "day"))
+    return local_day_iso(field_of(rec, "hour_start"), field_of(rec, "utc_offset_min"))
 
 
 def _split_days(
@@ -260,7 +266,7 @@ def train_model(
     if not records:
         raise UserError("no training records — check that the cohort has data")
     try:
-        import torch  # noqa: F401 - the optional `train` extra
+        import torch  # noqa: F401 - only checks that the optional `train` extra is installed
     except ImportError:
         raise UserError(
             "training needs PyTorch — install the train extra: pip install 'phenoflow[train]'"
@@ -271,7 +277,7 @@ def train_model(
     sha = data_sha256(records, labels)
     relapses = {pid: [d if isinstance(d, date) else date.fromisoformat(str(d)) for d in ds]
                 for pid, ds in (labels or {}).items()}
-    keys = [(str(_field(r, "participant")), _day_of(r, input_kind)) for r in records]
+    keys = [(str(field_of(r, "participant")), _day_of(r, input_kind)) for r in records]
     healthy = [
         i for i, (pid, day) in enumerate(keys)
         if not is_near_relapse(date.fromisoformat(day), relapses.get(pid, ()))
@@ -281,7 +287,7 @@ def train_model(
     train_idx = [i for i in healthy if keys[i] not in val_keys]
     val_idx = [i for i in healthy if keys[i] in val_keys]
 
-    all_names = sorted({n for i in train_idx for n in _features_of(records[i])})
+    all_names = sorted({n for i in train_idx for n in features_of(records[i])})
     names = _window_filter(all_names, windows if input_kind == "rhythm" else None)
     if not names:
         raise UserError("the training records carry no features — check the input data")
@@ -390,7 +396,7 @@ def _threshold_factor(path: Path, records: Sequence[Any],
 
 def rhythm_from_hourly(hourly: Iterable[Any]) -> list[Any]:
     """HourlyFeatures (per participant, hour order) → RhythmDaily records, one state per participant."""
-    from phenoflow.operators.rhythm.state import RhythmState
+    from phenoflow.operators.rhythm.rolling import RhythmState
 
     states: dict[str, Any] = {}
     out: list[Any] = []

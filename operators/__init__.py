@@ -1,1 +1,3 @@
 """operators"""
+
+__all__: list[str] = []

@@ -2,4 +2,6 @@
 
 from phenoflow.cli.main import main
 
+__all__: list[str] = []
+
 main()

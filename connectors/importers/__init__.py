@@ -31,6 +31,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
+__all__ = ["IMPORTERS", "get_reader"]
+
 #: Format name → "module:function" of its reader (imported on use).
 IMPORTERS: dict[str, str] = {
     "radar": "phenoflow.connectors.importers.radar:read_radar",

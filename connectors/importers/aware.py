@@ -127,7 +127,7 @@ class _Ids:
             raise UserError(f"{table.path}: no device_id (or user) column — this looks like a single-device "
                             "export: pass --participant ID")
         self.col = cols[pcol] if pcol is not None else None
-        self.fixed = participant
+        self.fixed = participant or ""  # used only without a participant column, where it is given
         self.width = len(cols)
 
 
@@ -164,7 +164,8 @@ def _zones(path: Path, participant: str | None, report: ImportReport) -> dict[st
         items.sort()
         # AWARE logs the zone periodically (hourly by default): keep only the changes.
         kept = [it for i, it in enumerate(items) if i == 0 or it[1] != items[i - 1][1]]
-        out[raw] = ([t for t, _ in kept], [cache[n] for _, n in kept])  # type: ignore[misc]
+        # every kept zone name has offsets: rows with an unknown zone were dropped above
+        out[raw] = ([t for t, _ in kept], [z for _, n in kept if (z := cache[n]) is not None])
     return out
 
 

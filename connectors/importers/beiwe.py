@@ -159,7 +159,7 @@ class _Platform:
                 if len(mags) >= 1000:
                     break
             if len(mags) >= 1000:
-                table.rows.close()  # type: ignore[attr-defined]
+                table.rows.close()  # type: ignore[attr-defined]  # rows is a generator: closing it closes the file
                 break
         if mags:
             med = statistics.median(mags)

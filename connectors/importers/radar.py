@@ -164,7 +164,7 @@ def read_radar(src: Path, *, pseudonym: Callable[[str, str], str], report: Impor
                     continue
                 yield from _file(topic, schema, path, f"#{k}/{topic}/{path.name}", pseudonym, report, local,
                                  changes, timezone)
-        for pid, lt in local.items():
+        for pid in local:
             n = changes.get(pid, 0)
             before = timezone or "UTC"
             report.timezone_source[pid] = (f"application_time_zone ({n} changes); {before} before the first"
@@ -202,7 +202,7 @@ def _file(topic: str, schema: str, path: Path, label: str, pseudonym: Callable[[
             report.drop(topic, str(exc))
             continue
         if schema == m.QUESTIONNAIRE:
-            value["answers"] = _answers(dict(zip(header, row)))
+            value["answers"] = _answers(dict(zip(header, row, strict=False)))
         pid = pids.get((project, user))
         if pid is None:
             pid = pids[(project, user)] = pseudonym(project, user)

@@ -53,9 +53,11 @@ class ImportReport:
         return counts
 
     def read(self, stream: str, n: int = 1) -> None:
+        """Count ``n`` rows of ``stream`` as read from the source file."""
         self.stream(stream).read += n
 
     def mapped(self, stream: str, n: int = 1) -> None:
+        """Count ``n`` rows of ``stream`` as mapped to contract values."""
         self.stream(stream).mapped += n
 
     def drop(self, stream: str, reason: str, n: int = 1) -> None:

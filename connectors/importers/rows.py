@@ -48,6 +48,7 @@ class Table:
     rows: Iterator[list[str]] = field(repr=False)
 
     def has(self, name: str) -> bool:
+        """Whether the table has a column called ``name``."""
         return name in self.columns
 
 

@@ -18,6 +18,8 @@ __all__ = ["ImportResult", "run_import", "source_size"]
 
 @dataclass
 class ImportResult:
+    """What one import wrote: its mapping report, the cohort files, and a newly created pseudonym key file."""
+
     report: ImportReport
     files: list[Path]
     key_created: Path | None  # the key file, when this import generated the pseudonym key

@@ -19,7 +19,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import msgspec
 
@@ -68,7 +68,7 @@ class CohortWriter:
         self._seq += 1
         self._buf.setdefault(short, []).append((_event_time(event), self._seq, line))
         self._size += len(line) + 64
-        self.participants.add(event.participant)  # type: ignore[attr-defined]
+        self.participants.add(event.participant)  # type: ignore[union-attr]  # validated above: an event, not a DeadLetter
         self.report.written[short] += 1
         if self._size >= self.spill_bytes:
             self._spill()
@@ -108,7 +108,7 @@ class CohortWriter:
                     continue
                 stem = short.removeprefix("raw.")
                 path = self.out / (f"{stem}.jsonl.gz" if short in GZIP_TOPICS else f"{stem}.jsonl")
-                fh: IO[bytes] = (gzip.open(path, "wb", compresslevel=1) if short in GZIP_TOPICS
+                fh: gzip.GzipFile | BinaryIO = (gzip.open(path, "wb", compresslevel=1) if short in GZIP_TOPICS
                                  else open(path, "wb", buffering=1 << 20))
                 with fh:
                     for _, _, line in heapq.merge(*(self._read_run(r) for r in runs)):

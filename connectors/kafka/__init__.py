@@ -1,1 +1,3 @@
 """Kafka clients: admin and producer helpers, the flows' partition source and delivering sink."""
+
+__all__: list[str] = []

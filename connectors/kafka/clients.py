@@ -27,6 +27,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from phenoflow.core.config import Settings
 from phenoflow.core.errors import UserError
 
+__all__ = [
+    "PRODUCER_DEFAULTS", "TOPIC_CONFIG", "unreachable", "admin", "list_topics", "ensure_topics",
+    "producer", "consumer", "topic_partitions", "assign_all"
+]
+
 log = logging.getLogger("phenoflow.kafka")
 
 #: The tools report broker trouble themselves (one line); silence librdkafka's own log.
@@ -55,6 +60,7 @@ def unreachable(bootstrap: str) -> UserError:
 
 
 def admin(settings: Settings) -> AdminClient:
+    """An admin client for the configured cluster (librdkafka log noise off)."""
     return AdminClient({**settings.kafka_config(), **_QUIET})
 
 
@@ -97,6 +103,7 @@ def ensure_topics(settings: Settings, shorts: Iterable[str], timeout: float = 10
 
 
 def producer(settings: Settings, **extra: object) -> Producer:
+    """A producer with ``PRODUCER_DEFAULTS``; ``extra`` settings override them."""
     return Producer({**settings.kafka_config(), **PRODUCER_DEFAULTS, **_QUIET, **extra})
 
 
@@ -127,4 +134,5 @@ def topic_partitions(settings: Settings, topic: str, timeout: float = 5.0) -> li
 
 
 def assign_all(c: Consumer, topic: str, partitions: list[int], offset: int) -> None:
+    """Assign ``partitions`` of ``topic`` to ``c``, each starting at ``offset``."""
     c.assign([TopicPartition(topic, p, offset) for p in partitions])

@@ -19,6 +19,8 @@ from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import Producer
 
+__all__ = ["DELIVERY_TIMEOUT_MS", "DeliveringKafkaSink"]
+
 log = logging.getLogger("phenoflow.sink")
 
 #: librdkafka retries a failed send for this long before reporting it, ms.
@@ -71,6 +73,7 @@ class DeliveringKafkaSink(DynamicSink[KafkaSinkMessage]):
         self._config = dict(config)
 
     def build(self, _step_id: str, _worker_index: int, _worker_count: int) -> _Partition:
+        """Bytewax hook: one idempotent producer per worker."""
         conf = {"linger.ms": 5, "delivery.timeout.ms": DELIVERY_TIMEOUT_MS,
                 "partitioner": "murmur2_random", **self._config}
         return _Partition(Producer(conf))

@@ -37,6 +37,11 @@ from confluent_kafka.admin import AdminClient
 
 from phenoflow.core.telemetry import CONSUMER_LAG
 
+__all__ = [
+    "RawMessage", "METADATA_TIMEOUT_S", "METADATA_WAIT_S", "UNTIL_END_FETCH_WAIT_MS", "STATS_INTERVAL_MS",
+    "SourceError", "consumer_lags", "PartitionGroupSource"
+]
+
 log = logging.getLogger("phenoflow.source")
 
 #: (full topic name, key, value, Kafka partition, offset) of one consumed message.
@@ -103,7 +108,7 @@ def consumer_lags(stats: dict[str, Any], offsets: dict[str, int], index: int) ->
 
 
 class _GroupPartition(StatefulSourcePartition[Union[RawMessage, SourceError], dict[str, int]]):
-    def __init__(self, config: dict[str, str], topics: list[str], index: int,
+    def __init__(self, config: dict[str, object], topics: list[str], index: int,
                  resume: dict[str, int] | None, batch_size: int, tail: bool) -> None:
         # Offset 0, not OFFSET_BEGINNING: librdkafka resolves a logical offset with a
         # ListOffsets round that delayed the first message by 0.5 s; a log whose start was
@@ -178,9 +183,11 @@ class PartitionGroupSource(FixedPartitionedSource[Union[RawMessage, SourceError]
         return self._counts
 
     def list_parts(self) -> list[str]:
+        """Bytewax hook: one part per partition index (the largest partition count of the input topics)."""
         return [str(i) for i in range(max(self._partitions().values(), default=0))]
 
     def build_part(self, step_id: str, for_part: str, resume_state: dict[str, int] | None) -> _GroupPartition:
+        """Bytewax hook: the reader of partition ``for_part`` of every input topic, resumed at ``resume_state`` offsets."""
         index = int(for_part)
         counts = self._partitions()
         topics = [t for t in self.topics if index < counts[t]]

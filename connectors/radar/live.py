@@ -110,7 +110,9 @@ def radar_decoder(settings: Settings, store: SchemaStore | None = None,
             topic, key, value, partition, offset = item
             seen[topic] = seen.get(topic, 0) + 1
 
-            def dead(reason: str, pid: str | None) -> None:
+            # defaults bind this message's fields (the closure is called within this iteration only)
+            def dead(reason: str, pid: str | None, topic: str = topic, value: Any = value,
+                     partition: int = partition, offset: int = offset) -> None:
                 metrics.DEAD_LETTERS.labels(topic=topic, reason="radar").inc()
                 out.append((pid or "", dead_letter(topic, b"" if value is None else bytes(value),
                                                    f"{topic}: {reason}", key=None if pid is None else pid.encode(),
@@ -232,6 +234,7 @@ class LocalTimeState(PickleSnapshot):
         self.__dict__.update(state)
 
     def update_batch(self, payloads: list[Payload], now: float | None = None) -> list[Union[Event, DeadLetter]]:
+        """Give decoded RADAR payloads their participant's local offset; return contract events and dead letters."""
         out: list[Union[Event, DeadLetter]] = []
         if self._history is not None:
             pid = next((_participant(p) for p in payloads), "")
@@ -255,4 +258,5 @@ class LocalTimeState(PickleSnapshot):
         return out
 
     def flush(self) -> list[Any]:
+        """Nothing is buffered: end of input emits nothing."""
         return []

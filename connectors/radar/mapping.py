@@ -35,7 +35,7 @@ import math
 from bisect import bisect_right, insort
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeGuard
 from zoneinfo import ZoneInfo
 
 from phenoflow.core.contract import ACCEL_MAX, MAX_CHUNK, TS_MAX, TS_MIN
@@ -112,7 +112,7 @@ def participant_of(key: dict[str, Any], pseudonym: Callable[[str, str], str]) ->
     return pseudonym(key.get("projectId") or "", user)
 
 
-def _finite(v: Any) -> bool:
+def _finite(v: Any) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -225,6 +225,7 @@ class LocalTime:
         self.offsets: list[int] = []
 
     def add(self, time: float, offset_min: int) -> None:
+        """Record that ``offset_min`` holds from ``time`` (UTC s) until the next change."""
         i = bisect_right(self.times, time)
         if i and self.times[i - 1] == time:
             self.offsets[i - 1] = offset_min

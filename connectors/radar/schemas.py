@@ -26,7 +26,7 @@ import hashlib
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastavro import parse_schema
 from fastavro.schema import SchemaParseException, UnknownType, to_parsing_canonical_form
@@ -150,7 +150,7 @@ class SchemaStore:
         parsed = parse_schema(json.loads(schema.schema_str), named_schemas={})
         if isinstance(parsed, dict) and "name" in parsed:
             self.by_name.setdefault(parsed["name"], parsed)
-        return parsed
+        return cast(dict[str, Any], parsed)  # a registered value or key schema is an Avro record
 
     def id_of(self, name: str) -> int:
         """The id of the record named ``name`` (full name, e.g. ``org.radarcns.kafka.ObservationKey``)."""

@@ -38,16 +38,20 @@ from phenoflow.core.state import PickleSnapshot
 from phenoflow.core.timebase import local_day_hour, local_weekday
 from phenoflow.operators.hourly.imputation import HourOfDayMeans, impute_hour
 from phenoflow.operators.hourly.pending import ACCEL_Q1, ACCEL_Q2, DISCRETE, PendingHour, add_accel_batch, sd
-from phenoflow.operators.hourly.schema import (  # noqa: F401 - re-exported: the stage's public names
-    _SLICE,
+from phenoflow.operators.hourly.schema import (
     CALL_DIRECTIONS,
     FEATURE_GROUPS,
     FEATURE_NAMES,
+    GROUP_SLICES,
     SCREEN_STATES,
     HourlyConfig,
 )
 from phenoflow.operators.hourly.sleep import longest_rest_episode, rest_states
 from phenoflow.operators.places.clusters import OTHER, PRIMARY, SECONDARY, PlaceModel, PlaceTracker
+
+# The schema's names are re-exported: they are the stage's public names.
+__all__ = ["SLOT_SENSORS", "STREAMS", "HourlyStep", "HourlyAggregator",
+           "CALL_DIRECTIONS", "FEATURE_GROUPS", "FEATURE_NAMES", "GROUP_SLICES", "SCREEN_STATES", "HourlyConfig"]
 
 #: Sensors summarised per rest-state slot (``sleep_slot_s``) for the sleep features.
 SLOT_SENSORS = ("accel", "light", "sound")
@@ -74,6 +78,18 @@ class HourlyAggregator(PickleSnapshot):
     Ambient events in any order and returns the records of every local day the
     watermark closed plus the late events; other event types are ignored.
     ``flush()`` closes everything up to the last hour of data (end of input).
+
+    >>> from phenoflow.core.contract import Call, Screen
+    >>> t0 = 1_717_200_000.0                  # 2024-06-01 00:00 UTC; the phone is at UTC+1
+    >>> agg = HourlyAggregator("p1")
+    >>> step = agg.update_batch([
+    ...     Screen(participant="p1", utc_offset_min=60, ts=t0 + 600, state="on"),
+    ...     Screen(participant="p1", utc_offset_min=60, ts=t0 + 1500, state="off"),
+    ...     Call(participant="p1", utc_offset_min=60, ts=t0 + 4000, direction="outgoing", duration_s=90.0)])
+    >>> step.records                          # the local day is still open
+    []
+    >>> [(h.local_hour, h.features["screen_on_s"], h.features["call_s"]) for h in agg.flush()]
+    [(1, 900.0, 0.0), (2, 0.0, 90.0)]
     """
 
     def __init__(self, participant: str | None = None, config: HourlyConfig | None = None) -> None:
@@ -171,15 +187,15 @@ class HourlyAggregator(PickleSnapshot):
             disc = DISCRETE.get(kind)
             if disc is None and kind is not Accelerometer:
                 continue
-            if ev.participant != pid:  # type: ignore[attr-defined]
+            if ev.participant != pid:  # type: ignore[attr-defined]  # all input types have it
                 if pid is not None:
                     raise ValueError("event of another participant sent to this aggregator")
-                pid = self.participant = ev.participant  # type: ignore[attr-defined]
+                pid = self.participant = ev.participant  # type: ignore[attr-defined]  # as above
             if disc is None:
-                chunks.append(ev)  # type: ignore[arg-type]
+                chunks.append(ev)  # type: ignore[arg-type]  # disc is None here only for Accelerometer
                 where.append(i)
                 continue
-            ts = float(ev.ts)  # type: ignore[attr-defined]
+            ts = float(ev.ts)  # type: ignore[attr-defined]  # every DISCRETE type has a scalar ts
             if ts < cutoff:
                 late.append((i, ev))
                 continue
@@ -189,7 +205,7 @@ class HourlyAggregator(PickleSnapshot):
             if hr is None:
                 hr = hours[h] = PendingHour()
             hr.n_ev += 1
-            off = ev.utc_offset_min  # type: ignore[attr-defined]
+            off = ev.utc_offset_min  # type: ignore[attr-defined]  # every contract event has it
             if off is not None:
                 vote = hr.vote
                 if vote is None or ts > vote[0] or (ts == vote[0] and off > vote[1]):
@@ -220,9 +236,9 @@ class HourlyAggregator(PickleSnapshot):
             self.late_events += len(late)
         if newest:
             if self._first_hour is None or h_lo < self._first_hour:
-                self._first_hour = h_lo  # type: ignore[assignment]
+                self._first_hour = h_lo  # type: ignore[assignment]  # an int hour once an event was added
             if self._last_hour is None or h_hi > self._last_hour:
-                self._last_hour = h_hi  # type: ignore[assignment]
+                self._last_hour = h_hi  # type: ignore[assignment]  # an int hour once an event was added
             for stream, t in newest.items():
                 if t > self._stream_max.get(stream, -math.inf):
                     self._stream_max[stream] = t
@@ -300,6 +316,7 @@ class HourlyAggregator(PickleSnapshot):
 
         for i, hr in enumerate(hrs):
             if hr.calls:
+                dur: list[list[float]]
                 cnt, dur = [0] * 5, [[] for _ in range(5)]
                 for _, d, s in hr.calls:
                     cnt[d] += 1
@@ -339,7 +356,7 @@ class HourlyAggregator(PickleSnapshot):
         val, obs = np.zeros(car.shape), np.zeros(car.shape, bool)
         for group, (ix, values) in rows.items():  # one fancy assignment per group, not per hour
             if ix:
-                val[ix, _SLICE[group]], obs[ix, _SLICE[group]] = values, True
+                val[ix, GROUP_SLICES[group]], obs[ix, GROUP_SLICES[group]] = values, True
 
         out, pid = [], self.participant or ""
         for i, hr in enumerate(hrs):
@@ -351,7 +368,7 @@ class HourlyAggregator(PickleSnapshot):
                 self._means.update(lh, vec)
             out.append(HourlyFeatures(
                 participant=pid, utc_offset_min=offs[i], hour_start=float((h0 + i) * 3600), local_hour=lh,
-                weekday=wd, features=dict(zip(FEATURE_NAMES, vec.tolist())), filled=filled,
+                weekday=wd, features=dict(zip(FEATURE_NAMES, vec.tolist(), strict=True)), filled=filled,
             ))
         self._day = day
         return out
@@ -369,7 +386,7 @@ class HourlyAggregator(PickleSnapshot):
             cells = [(i * per + k, v) for i, hr in enumerate(hrs) for k, v in getattr(hr, name).items()]
             if not cells:
                 continue
-            ix, sums = zip(*cells)
+            ix, sums = zip(*cells, strict=True)
             n = np.array([v[0] for v in sums], np.int64)
             slot_n[name][list(ix)] = n
             if name == "accel":  # elementwise IEEE ops: the same bits as sd() per slot
@@ -381,11 +398,11 @@ class HourlyAggregator(PickleSnapshot):
             for i, hr in enumerate(hrs):
                 acc = getattr(hr, name)
                 if acc and name == "accel":
-                    k, t1, t2 = map(sum, zip(*acc.values()))
+                    k, t1, t2 = map(sum, zip(*acc.values(), strict=True))
                     put(i, name, [t1 / ACCEL_Q1 / k, sd(k, t1 / ACCEL_Q1, t2 / ACCEL_Q2)])
                 elif acc:
-                    k, parts = zip(*acc.values())
-                    put(i, name, [math.fsum(chain.from_iterable(parts)) / sum(k)])
+                    ks, parts = zip(*acc.values(), strict=True)
+                    put(i, name, [math.fsum(chain.from_iterable(parts)) / sum(ks)])
         return slot_n, slot_v
 
     def _screen(self, hrs: list[PendingHour], edges: NDArray[np.float64], hi: float
@@ -402,19 +419,22 @@ class HourlyAggregator(PickleSnapshot):
         for ts, r in sorted(e for hr in hrs for e in hr.screen):
             if r == 2:
                 if since is not None:
-                    starts.append(since), ends.append(min(ts, since + mx))
+                    starts.append(since)
+                    ends.append(min(ts, since + mx))
                     since = None
                 continue
             if r == 1:
                 unlocks.append(ts)
             if since is not None and ts - since > mx:
-                starts.append(since), ends.append(since + mx)
+                starts.append(since)
+                ends.append(since + mx)
                 since = None
             if since is None:
                 since = ts
                 begun.append(ts)
         if since is not None:
-            starts.append(since), ends.append(min(hi, since + mx))
+            starts.append(since)
+            ends.append(min(hi, since + mx))
         self._screen_on_since = since
         s, e = np.asarray(starts).reshape(-1, 1), np.asarray(ends).reshape(-1, 1)
         on = np.clip(np.minimum(e, edges[None, 1:]) - np.maximum(s, edges[None, :-1]), 0.0, None).sum(axis=0)
@@ -423,7 +443,7 @@ class HourlyAggregator(PickleSnapshot):
         return on, (on > 0) | (unl > 0), Counter(math.floor(ts / 3600.0) for ts in begun)
 
     def _places_and_distance(self, hrs: list[PendingHour], h0: int, n: int, hi: float,
-                             put, car) -> None:  # noqa: ANN001
+                             put, car) -> None:
         c = self.config
         fx = np.asarray(sorted(f for hr in hrs for f in hr.fixes), np.float64).reshape(-1, 3)
         ts, lat, lon = fx[:, 0], fx[:, 1], fx[:, 2]
@@ -434,14 +454,14 @@ class HourlyAggregator(PickleSnapshot):
                                                 c.distance_jitter_m)
         table = np.stack([place_s[PRIMARY], place_s[SECONDARY], place_s[OTHER], dist], axis=1)
         carried = (place_s.sum(axis=0) > 0).tolist()
-        sl = _SLICE["location"]
+        sl = GROUP_SLICES["location"]
         for i, hr in enumerate(hrs):
             if hr.fixes:
                 put(i, "location", table[i])
             elif carried[i]:
                 car[i, sl] = table[i]  # stay at the last known place; distance 0
 
-    def _conversations(self, hrs: list[PendingHour], h0: int, put) -> None:  # noqa: ANN001
+    def _conversations(self, hrs: list[PendingHour], h0: int, put) -> None:
         """Episodes of voice=true readings ≤ gap apart with no voice=false between them.
 
         Count goes to the hour of the episode's first reading; the time between

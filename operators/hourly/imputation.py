@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+__all__ = ["HourOfDayMeans", "impute_hour"]
+
 
 class HourOfDayMeans:
     """Running per-local-hour-of-day means of feature vectors (24 × F sums and counts)."""

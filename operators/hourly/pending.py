@@ -13,13 +13,15 @@ import math
 from bisect import bisect_right
 from itertools import accumulate, chain
 from operator import attrgetter
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from phenoflow.core.contract import ACCEL_MAX, Accelerometer, Ambient, Call, Location, Screen, Sms
 from phenoflow.operators.hourly.schema import CALL_DIRECTIONS, SCREEN_STATES
+
+__all__ = ["ACCEL_Q1", "ACCEL_Q2", "PendingHour", "msum_add", "sd", "DISCRETE", "add_accel_batch"]
 
 #: Fixed-point scales of the accelerometer slot sums: per sample q1 = rint(‖a‖·2⁵²) and
 #: q2 = rint(‖a‖²·2⁴²); per slot Python ints n, Σq1, Σq2. Integer sums are exact and
@@ -117,7 +119,7 @@ def _location(hr: PendingHour, ev: Location, ts: float, slot_s: int) -> None:
 #: Discrete (one-time-stamp) input type → (sensor stream, function adding one event at
 #: ``ts`` to its pending hour; ``slot_s`` = ``HourlyConfig.sleep_slot_s``). The aggregator
 #: dispatches through this dict instead of an isinstance chain per event.
-DISCRETE: dict[type, tuple[str, Callable[[PendingHour, object, float, int], None]]] = {
+DISCRETE: dict[type, tuple[str, Callable[[PendingHour, Any, float, int], None]]] = {
     Screen: ("screen", _screen), Call: ("call", _call), Sms: ("sms", _sms), Location: ("location", _location),
     Ambient: ("ambient", _ambient)}
 
@@ -144,7 +146,7 @@ def add_accel_batch(hours: dict[int, PendingHour], chunks: list[Accelerometer], 
         revote, a = revote or changed, b
     if not spans:
         return late, None, revote
-    old, new, first, last = zip(*spans)
+    old, new, first, last = zip(*spans, strict=True)
     return late, (min(old), max(new), min(first), max(last)), revote
 
 
@@ -226,15 +228,15 @@ def _reduce_numpy(chunks: list[Accelerometer], lens: NDArray[np.int64], cutoff: 
     p_at = np.flatnonzero(s_new | np.concatenate(([True], cid[1:] != cid[:-1])))  # piece starts
     p_hour, p_cid = slot[p_at] // per, cid[p_at]
     h_at = np.flatnonzero(np.concatenate(([True], p_hour[1:] != p_hour[:-1])))
-    pieces = list(zip(p_hour[h_at].tolist(), np.diff(np.append(h_at, p_at.size)).tolist()))
+    pieces = list(zip(p_hour[h_at].tolist(), np.diff(np.append(h_at, p_at.size)).tolist(), strict=True))
     sums = []
     for x, scale in ((mag, ACCEL_Q1), (np.square(mag), ACCEL_Q2)):
         q = np.rint(x * scale).astype(np.int64)
         hi, lo = np.add.reduceat(q >> _LIMB, s_at).tolist(), np.add.reduceat(q & _LOW, s_at).tolist()
-        sums.append([(h << _LIMB) + low for h, low in zip(hi, lo)])
+        sums.append([(h << _LIMB) + low for h, low in zip(hi, lo, strict=True)])
     counts = np.diff(np.append(s_at, slot.size)).tolist()
     return (late, newest[used].tolist(), pieces, _votes(chunks, p_hour, newest[p_cid], p_cid),
-            list(zip(slot[s_at].tolist(), counts, *sums)))
+            list(zip(slot[s_at].tolist(), counts, *sums, strict=True)))
 
 
 def _votes(chunks: list[Accelerometer], p_hour: NDArray[np.int64], p_ts: NDArray[np.float64],
@@ -246,7 +248,7 @@ def _votes(chunks: list[Accelerometer], p_hour: NDArray[np.int64], p_ts: NDArray
         return {}
     ok = ok[np.lexsort((offs[ok], p_ts[ok], p_hour[ok]))]
     best = ok[np.append(p_hour[ok][1:] != p_hour[ok][:-1], True)]  # the last is the largest vote of its hour
-    return {h: (t, int(o)) for h, t, o in zip(p_hour[best].tolist(), p_ts[best].tolist(), offs[best].tolist())}
+    return {h: (t, int(o)) for h, t, o in zip(p_hour[best].tolist(), p_ts[best].tolist(), offs[best].tolist(), strict=True)}
 
 
 def _reduce_python(chunks: list[Accelerometer], cutoff: float, slot_s: int) -> _Reduced:
@@ -263,7 +265,7 @@ def _reduce_python(chunks: list[Accelerometer], cutoff: float, slot_s: int) -> _
     votes: dict[int, tuple[float, int]] = {}
     for j, c in enumerate(chunks):
         slots, kept = set(), 0
-        for t, x, y, z in zip(c.ts, c.x, c.y, c.z):
+        for t, x, y, z in zip(c.ts, c.x, c.y, c.z, strict=True):
             m = math.sqrt(x * x + y * y + z * z)
             if not m < _MAG_MAX:
                 raise ValueError(_OUTSIDE)
@@ -285,5 +287,5 @@ def _reduce_python(chunks: list[Accelerometer], cutoff: float, slot_s: int) -> _
                 pieces[h] = pieces.get(h, 0) + 1
                 v = (newest, c.utc_offset_min)
                 if c.utc_offset_min is not None and (h not in votes or v > votes[h]):
-                    votes[h] = v  # type: ignore[assignment]
-    return late, used, list(pieces.items()), votes, [(s, *a) for s, a in sums.items()]
+                    votes[h] = v  # type: ignore[assignment]  # v's offset is not None: checked just above
+    return late, used, list(pieces.items()), votes, [(s, a[0], a[1], a[2]) for s, a in sums.items()]

@@ -12,6 +12,8 @@ from itertools import accumulate
 
 from phenoflow.core.errors import UserError
 
+__all__ = ["CALL_DIRECTIONS", "SCREEN_STATES", "FEATURE_GROUPS", "FEATURE_NAMES", "GROUP_SLICES", "HourlyConfig"]
+
 CALL_DIRECTIONS: tuple[str, ...] = ("incoming", "outgoing", "missed", "rejected", "blocked")
 SCREEN_STATES: tuple[str, ...] = ("on", "unlock", "off")  # also the tie order at equal ts
 
@@ -30,7 +32,7 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 #: Every feature of a features.hourly record, in a fixed order.
 FEATURE_NAMES: list[str] = [name for group in FEATURE_GROUPS.values() for name in group]
 _ENDS = list(accumulate(len(g) for g in FEATURE_GROUPS.values()))
-_SLICE: dict[str, slice] = {g: slice(e - len(FEATURE_GROUPS[g]), e) for g, e in zip(FEATURE_GROUPS, _ENDS)}
+GROUP_SLICES: dict[str, slice] = {g: slice(e - len(FEATURE_GROUPS[g]), e) for g, e in zip(FEATURE_GROUPS, _ENDS, strict=True)}
 
 
 @dataclass(frozen=True)

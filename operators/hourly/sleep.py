@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+__all__ = ["SleepEpisode", "rest_states", "longest_rest_episode"]
+
 ACTIVE, UNKNOWN, REST = 0, 1, 2
 
 

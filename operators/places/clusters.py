@@ -63,6 +63,8 @@ from phenoflow.operators.places.geo import (
     to_radians,
 )
 
+__all__ = ["PLACE_NAMES", "GRID_FRACTION", "grid_step_deg", "PlaceModel", "PlaceTracker"]
+
 OTHER, PRIMARY, SECONDARY = 0, 1, 2
 #: Index order of the place rows returned by :meth:`PlaceTracker.attribute`.
 PLACE_NAMES: tuple[str, str, str] = ("other", "primary", "secondary")
@@ -313,7 +315,7 @@ class PlaceTracker:
         if ts.size:
             hours = (np.floor(ts / 3600.0) - h0).astype(np.int64)
             # Sequential by nature (the anchor moves), but runs once per fix, not per sample.
-            for i, (la, lo_) in enumerate(zip(lat.tolist(), lon.tolist())):
+            for i, (la, lo_) in enumerate(zip(lat.tolist(), lon.tolist(), strict=True)):
                 if self._anchor is None:
                     self._anchor = (la, lo_)
                     continue

@@ -13,6 +13,8 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+__all__ = ["EARTH_RADIUS_M", "haversine_m", "haversine1_m", "metres_to_radians", "to_radians", "spherical_centroid"]
+
 #: Mean Earth radius R₁ (IUGG), metres.
 EARTH_RADIUS_M: float = 6_371_008.8
 

@@ -79,4 +79,4 @@ def periodogram_power(
     if not kept:
         return {}
     row = periodogram_power_batch(x[None, :], kept)[0]
-    return {p: (None if np.isnan(v) else float(v)) for p, v in zip(kept, row)}
+    return {p: (None if np.isnan(v) else float(v)) for p, v in zip(kept, row, strict=True)}

@@ -306,5 +306,5 @@ def rhythm_features(
         )
     values[~ok] = np.nan
     flat_values = values.reshape(-1)[layout.index].tolist()
-    features = {k: (None if v != v else v) for k, v in zip(layout.keys, flat_values)}
+    features = {k: (None if v != v else v) for k, v in zip(layout.keys, flat_values, strict=True)}
     return features, coverage

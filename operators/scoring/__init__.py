@@ -1,1 +1,3 @@
 """Anomaly scoring: ONNX reconstruction errors, per-participant Mahalanobis calibration and thresholds."""
+
+__all__: list[str] = []

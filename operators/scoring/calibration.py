@@ -60,6 +60,11 @@ from phenoflow.core.event_ids import anomaly_event_id
 from phenoflow.operators.scoring.reconstruction import DayErrors, ErrorSpace, lookup_space
 from phenoflow.operators.stepup.passive import PassiveRisk, RiskTierConfig
 
+__all__ = [
+    "CalibrationConfig", "ScoreOutcome", "ErrorModel", "fit_error_model", "ParticipantScorer",
+    "estimate_threshold_factor", "load_thresholds"
+]
+
 
 @dataclass(frozen=True, slots=True)
 class CalibrationConfig:
@@ -224,6 +229,20 @@ class ParticipantScorer:
     the scores it was set on, the passive risk window — about 9 kB for the
     default rhythm model (~800 features, 11 groups). Feature names are not pickled
     (see :class:`ErrorSpace`).
+
+    >>> import numpy as np
+    >>> from phenoflow.operators.scoring.reconstruction import ErrorSpace
+    >>> names = ("a.m10.w2", "a.l5.w2", "b.m10.w2", "b.l5.w2")
+    >>> space = ErrorSpace("doc@1", names, np.array([0, 0, 1, 1]), ("a", "b"))  # two error groups
+    >>> scorer = ParticipantScorer("p1", space, CalibrationConfig(calibration_days=5, threshold_days=0))
+    >>> rng = np.random.default_rng(0)
+    >>> [scorer.update(f"2024-06-0{d}", np.abs(rng.normal(0, 1, 4))).score.calibrating for d in range(1, 6)]
+    [True, True, True, True, True]
+    >>> scorer.calibrating, round(scorer.threshold, 2)  # τ from leave-one-out scores of the 5 fit days
+    (False, 2.74)
+    >>> out = scorer.update("2024-06-08", np.array([0.5, 0.5, 6.0, 6.0]))  # group b reconstructed badly
+    >>> round(out.score.score, 1), [c.feature for c in out.anomaly.contributors][:2]
+    (16.6, ['b.m10.w2', 'b.l5.w2'])
     """
 
     def __init__(
@@ -268,6 +287,7 @@ class ParticipantScorer:
 
     @property
     def space(self) -> ErrorSpace:
+        """The model's error space (looked up from the registry after unpickling)."""
         if self._space is None:
             self._space = lookup_space(self.model)
         return self._space
@@ -318,7 +338,7 @@ class ParticipantScorer:
         """Close phase 1: fit (μ, Σ) and the per-feature moments; τ if it needs no phase 2."""
         c = self.config
         days = self.calibration_rows
-        kw = {"shrinkage": c.shrinkage, "sd_floor": c.sd_floor, "min_shrinkage": c.min_shrinkage}
+        kw: dict[str, Any] = {"shrinkage": c.shrinkage, "sd_floor": c.sd_floor, "min_shrinkage": c.min_shrinkage}
         self.error_model = fit_error_model(np.vstack(days), **kw)
         means = np.vstack(self.calibration_means)
         fsd = means.std(axis=0)

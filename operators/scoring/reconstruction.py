@@ -35,6 +35,11 @@ import numpy as np
 from phenoflow.core.errors import UserError
 from phenoflow.core.timebase import local_day_iso
 
+__all__ = [
+    "METADATA_FORMAT", "SEQ_LEN", "WINDOW_SUFFIX", "features_of", "field_of", "raw_matrix", "FeatureSpec",
+    "ErrorSpace", "lookup_space", "DayErrors", "OnnxScorer", "group_hours_by_day", "hourly_sequences"
+]
+
 #: Metadata format version written by models/export.py and understood here.
 METADATA_FORMAT = "1"
 #: Length of the GRU model's subsequences, hours (Adler et al.: 24-h subsequences).
@@ -43,7 +48,7 @@ SEQ_LEN = 24
 WINDOW_SUFFIX = re.compile(r"\.w(\d+)$")
 
 
-def _features_of(record: Any) -> Mapping[str, Any]:
+def features_of(record: Any) -> Mapping[str, Any]:
     """The ``features`` dict of a contract record (Struct) or of a plain dict."""
     feats = getattr(record, "features", None)
     if feats is None and isinstance(record, Mapping):
@@ -53,7 +58,8 @@ def _features_of(record: Any) -> Mapping[str, Any]:
     return feats
 
 
-def _field(record: Any, name: str) -> Any:
+def field_of(record: Any, name: str) -> Any:
+    """Field ``name`` of a contract record (Struct) or of a plain dict; None when absent."""
     if isinstance(record, Mapping):
         return record.get(name)
     return getattr(record, name, None)
@@ -65,7 +71,7 @@ def raw_matrix(records: Iterable[Any], names: Sequence[str]) -> np.ndarray:
     single = len(names) == 1
     rows: list[Any] = []
     for rec in records:
-        feats = _features_of(rec)
+        feats = features_of(rec)
         try:
             vals = get(feats)
             rows.append((vals,) if single else vals)
@@ -125,6 +131,7 @@ class FeatureSpec:
     # --- metadata round trip -------------------------------------------------------
 
     def to_metadata(self) -> dict[str, str]:
+        """The spec as ONNX metadata strings (JSON values), read back by :meth:`from_metadata`."""
         return {
             "feature_names": json.dumps(list(self.names)),
             "mean": json.dumps([float(v) for v in self.mean]),
@@ -138,6 +145,7 @@ class FeatureSpec:
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, str]) -> FeatureSpec:
+        """The spec stored in a model's ONNX metadata by :meth:`to_metadata`."""
         groups = json.loads(meta["error_groups"])
         return cls(
             names=tuple(json.loads(meta["feature_names"])),
@@ -206,6 +214,7 @@ class ErrorSpace:
 
     @property
     def n_groups(self) -> int:
+        """Number of error groups ``k``."""
         return len(self.group_names)
 
     def reduce(self, errors: np.ndarray) -> np.ndarray:
@@ -279,7 +288,7 @@ class OnnxScorer:
             self._session = ort.InferenceSession(
                 blob, sess_options=opts, providers=["CPUExecutionProvider"]
             )
-        except Exception as exc:  # noqa: BLE001 - any ORT load failure is a bad file
+        except Exception as exc:  # any ORT load failure is a bad file
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise UserError(
                 f"model file {self.path} is not a valid ONNX model ({first}) — {fix}"
@@ -325,6 +334,7 @@ class OnnxScorer:
 
     @property
     def feature_names(self) -> tuple[str, ...]:
+        """The model's input feature names, in input order."""
         return self.spec.names
 
     def error_space(self) -> ErrorSpace:
@@ -371,8 +381,8 @@ class OnnxScorer:
             G = self._space.reduce(E)
             frac = obs.mean(axis=1) if obs.shape[1] else np.ones(len(records))
             return [
-                DayErrors(_field(r, "participant"), _field(r, "day"),
-                          _field(r, "utc_offset_min"), E[i], float(frac[i]), G[i])
+                DayErrors(field_of(r, "participant"), field_of(r, "day"),
+                          field_of(r, "utc_offset_min"), E[i], float(frac[i]), G[i])
                 for i, r in enumerate(records)
             ]
         days = group_hours_by_day(records)
@@ -398,7 +408,7 @@ class OnnxScorer:
 
 def _hour_share(hours: Sequence[Any]) -> float:
     """Share of a day's 24 hours present with some observed data (``filled`` < 1)."""
-    return sum(1 for h in hours if (_field(h, "filled") or 0.0) < 1.0) / SEQ_LEN
+    return sum(1 for h in hours if (field_of(h, "filled") or 0.0) < 1.0) / SEQ_LEN
 
 
 def group_hours_by_day(
@@ -407,8 +417,8 @@ def group_hours_by_day(
     """HourlyFeatures → [((participant, local day, utc_offset_min), hours)], first-seen order."""
     groups: dict[tuple[str, str], tuple[int | None, list[Any]]] = {}
     for r in records:
-        off = _field(r, "utc_offset_min")
-        key = (_field(r, "participant"), local_day_iso(_field(r, "hour_start"), off))
+        off = field_of(r, "utc_offset_min")
+        key = (field_of(r, "participant"), local_day_iso(field_of(r, "hour_start"), off))
         if key not in groups:
             groups[key] = (off, [])
         groups[key][1].append(r)
@@ -431,7 +441,7 @@ def hourly_sequences(
     i = 0
     for j, hours in enumerate(days):
         for r in hours:
-            h = int(_field(r, "local_hour"))
+            h = int(field_of(r, "local_hour"))
             seqs[j, h] = X[i]
             present[j, h] = True
             i += 1

@@ -61,6 +61,12 @@ class PassiveRisk:
     ``update(day, anomalous)`` is called once per scored local day (in day order);
     it returns a :class:`StepUpEvent` (source ``passive``, ``day``) when the tier
     rises, with evidence ``{anomalous_days, window_days, rate, scored_days}``.
+
+    >>> risk = PassiveRisk()                  # tiers at 25 % and 50 % of a 14-day window
+    >>> days = [f"2024-06-{d:02d}" for d in range(1, 15)]
+    >>> [(e.to_level, e.evidence["anomalous_days"]) for d in days[:7]  # 7 anomalous days in a row
+    ...  if (e := risk.update("p1", d, True)) is not None]
+    [('elevated_risk', 4), ('high_risk', 7)]
     """
 
     __slots__ = ("config", "tier", "_days")
@@ -73,6 +79,7 @@ class PassiveRisk:
 
     @property
     def tier_name(self) -> str:
+        """Name of the current risk tier."""
         return RISK_TIERS[self.tier]
 
     def _tier_for(self, rate: float) -> int:

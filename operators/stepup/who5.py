@@ -15,6 +15,10 @@ from __future__ import annotations
 from phenoflow.core.contract import StepUpEvent, Survey
 from phenoflow.core.event_ids import stepup_event_id
 
+__all__ = [
+    "WHO5_LEVELS", "WHO5_REGULAR_FROM", "WHO5_HIGH_FROM", "who5_percent", "who5_level", "is_worse", "SurveyStepUp"
+]
+
 #: WHO-5 levels from worst to best; a step-up moves toward index 0.
 WHO5_LEVELS: tuple[str, ...] = ("low", "regular", "high")
 #: Lower bounds (percent, inclusive) of ``regular`` and ``high``.
@@ -52,6 +56,15 @@ class SurveyStepUp:
     Assessments at or before the previous one's ``ts`` (duplicates from a replay,
     late arrivals) are ignored, so re-delivery never yields a second event and
     "consecutive" always means consecutive in time.
+
+    >>> from phenoflow.core.contract import Survey
+    >>> t0 = 1_717_200_000.0
+    >>> who5 = SurveyStepUp()
+    >>> who5.update(Survey(participant="p1", utc_offset_min=60, ts=t0, instrument="who5", score=20)) is None
+    True
+    >>> event = who5.update(Survey(participant="p1", utc_offset_min=60, ts=t0 + 14 * 86400, instrument="who5", score=9))
+    >>> event.from_level, event.to_level, event.evidence["score"]  # WHO-5 percentage = raw × 4
+    ('high', 'regular', 36)
     """
 
     __slots__ = ("prev_ts", "prev_raw")

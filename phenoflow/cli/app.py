@@ -28,6 +28,7 @@ ConfigOpt = typer.Option(None, "--config", help="TOML settings file (default: $P
 
 
 def settings_from_flags(bootstrap: str | None, config: Path | None = None, **overrides: object):
+    """Settings from the config file, the ``--bootstrap`` flag and other flag overrides."""
     from phenoflow.core.config import load_settings
 
     return load_settings(config, bootstrap=bootstrap, **overrides)

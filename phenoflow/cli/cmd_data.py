@@ -18,6 +18,8 @@ from phenoflow.cli.app import (
 )
 from phenoflow.core.errors import UserError
 
+__all__ = ["broker", "simulate", "replay", "subscribe"]
+
 
 @app.command()
 def broker(
@@ -72,7 +74,7 @@ def simulate(
     The accelerometer is duty-cycled by default (a 10-s burst at 1 Hz every
     5 min) to keep cohorts small; the seed's phones sampled 50–100 Hz.
     """
-    from phenoflow.simulate.cohort import simulate_cohort
+    from phenoflow.simulate.simulator import simulate_cohort
 
     kwargs = {} if accel_hz is None else {"accel_hz": accel_hz}
     with err.status("simulating cohort…") as status:

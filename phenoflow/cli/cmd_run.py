@@ -14,6 +14,8 @@ import typer
 from phenoflow.cli.app import BootstrapOpt, ConfigOpt, app, err, settings_from_flags
 from phenoflow.core.errors import UserError
 
+__all__ = ["run"]
+
 
 @app.command()
 def run(

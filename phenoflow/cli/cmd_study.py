@@ -10,6 +10,8 @@ import typer
 from phenoflow.cli.app import app, err, out
 from phenoflow.core.errors import UserError
 
+__all__ = ["rhythm", "demo", "evaluate", "audit", "train"]
+
 
 @app.command()
 def rhythm(

@@ -6,6 +6,8 @@ import re
 import urllib.request
 from collections import defaultdict
 
+__all__ = ["scrape", "in_process", "parse", "describe"]
+
 _SAMPLE = re.compile(r'^(phenoflow_\w+_total)\{([^}]*)\} (\S+)$', re.M)
 _TOPIC = re.compile(r'(?:^|,)topic="([^"]*)"')
 

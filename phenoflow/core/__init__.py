@@ -1,1 +1,3 @@
 """What every layer shares: the event contract, settings, errors, telemetry, time base, ids."""
+
+__all__: list[str] = []

@@ -23,6 +23,8 @@ from typing import Any
 
 from phenoflow.core.errors import UserError
 
+__all__ = ["Settings", "load_settings", "settings_env"]
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -141,7 +143,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
-    kind = type(_FIELDS[name].default)
+    kind: type[Any] = type(_FIELDS[name].default)
     try:
         if kind is bool:
             return str(value).lower() in {"1", "true", "yes", "on"}

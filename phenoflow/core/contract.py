@@ -21,6 +21,15 @@ from typing import Annotated, Literal, Union
 import msgspec
 from msgspec import Meta, Struct
 
+__all__ = [
+    "CONTRACT_VERSION", "MAX_MESSAGE_BYTES", "TS_MIN", "TS_MAX", "MAX_CHUNK", "ACCEL_MAX", "ParticipantId",
+    "Timestamp", "UtcOffset", "Samples", "Timestamps", "Day", "Peer", "CallDirection", "SmsDirection",
+    "ScreenState", "Level", "Event", "Accelerometer", "Screen", "Call", "Sms", "Location", "Ambient", "Survey",
+    "RawEvent", "FeatureValue", "HourlyFeatures", "RhythmDaily", "ScoreDaily", "Contributor", "AnomalyEvent",
+    "StepUpEvent", "DeadLetter", "TOPIC_TYPES", "RAW_TOPICS", "ALL_TOPICS", "dead_letter", "decode", "event_time",
+    "encode", "to_builtins"
+]
+
 CONTRACT_VERSION = 1
 
 #: Default cap on one message value, bytes (1 MiB). Larger values are dead-lettered.
@@ -78,11 +87,15 @@ class Accelerometer(Event):
 
 
 class Screen(Event):
+    """raw.screen: a change of the screen state (see ``ScreenState``)."""
+
     ts: Timestamp
     state: ScreenState
 
 
 class Call(Event):
+    """raw.call: one phone call (direction, duration; the peer only as a pseudonym)."""
+
     ts: Timestamp
     direction: CallDirection
     duration_s: Annotated[float, Meta(ge=0, le=86_400 * 2)]
@@ -90,6 +103,8 @@ class Call(Event):
 
 
 class Sms(Event):
+    """raw.sms: one text message (direction; the peer only as a pseudonym)."""
+
     ts: Timestamp
     direction: SmsDirection
     peer: Peer | None = None
@@ -147,6 +162,8 @@ class RhythmDaily(Event):
 
 
 class ScoreDaily(Event):
+    """scores.daily: one participant-day's anomaly score and threshold (None while calibrating)."""
+
     day: Day
     score: float | None
     threshold: float | None
@@ -158,11 +175,15 @@ class ScoreDaily(Event):
 
 
 class Contributor(Struct):
+    """A feature contributing to an anomaly, with its error z-score."""
+
     feature: str
     z: float
 
 
 class AnomalyEvent(Event):
+    """events.anomaly: a participant-day whose score exceeded the threshold."""
+
     event_id: str
     day: Day
     score: float
@@ -172,6 +193,8 @@ class AnomalyEvent(Event):
 
 
 class StepUpEvent(Event):
+    """events.stepup: a care-level change proposed from a survey or from passive risk."""
+
     event_id: str
     from_level: str
     to_level: str
@@ -203,7 +226,7 @@ class DeadLetter(Struct, kw_only=True):
 
 
 #: Short topic name → value type, for every topic of the contract.
-TOPIC_TYPES: dict[str, type[Struct]] = {
+TOPIC_TYPES: dict[str, type[Event] | type[DeadLetter]] = {
     "raw.accelerometer": Accelerometer,
     "raw.screen": Screen,
     "raw.call": Call,
@@ -253,6 +276,7 @@ def dead_letter(
     offset: int | None = None,
 ) -> DeadLetter:
     """Build a dead-letter record keeping the original bytes (base64 if not UTF-8)."""
+    enc: Literal["utf-8", "base64"]
     try:
         text, enc = value.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -277,7 +301,7 @@ def decode(
     partition: int | None = None,
     offset: int | None = None,
     max_bytes: int = MAX_MESSAGE_BYTES,
-) -> Struct:
+) -> Event | DeadLetter:
     """Decode one message of short topic ``topic`` into an event or a :class:`DeadLetter`.
 
     Never raises. The dead-letter ``error`` names the topic, the field and what
@@ -306,7 +330,7 @@ def decode(
         return fail(str(exc))
     except msgspec.DecodeError as exc:
         return fail(f"not valid JSON ({exc})")
-    except Exception as exc:  # noqa: BLE001 - decode() must never raise
+    except Exception as exc:  # decode() must never raise
         return fail(f"could not decode ({type(exc).__name__}: {exc})")
     reason = _check(event)
     if reason is not None:

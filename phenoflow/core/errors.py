@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["UserError"]
+
 
 class UserError(Exception):
     """An expected failure the user can fix (bad flag, missing file, no broker, ...).

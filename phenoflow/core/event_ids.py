@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import uuid
 
+__all__ = ["NAMESPACE", "event_id", "anomaly_event_id", "stepup_event_id"]
+
 #: Namespace of every phenoflow event id (itself a uuid5 of a fixed URL).
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://phenoflow.invalid/events/v1")
 

@@ -36,4 +36,4 @@ class PickleSnapshot:
 
     def snapshot(self) -> Self:
         """An independent copy of this state, exactly what a recovery snapshot restores."""
-        return pickle.loads(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))  # type: ignore[no-any-return]
+        return pickle.loads(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+__all__ = [
+    "MESSAGES_IN", "MESSAGES_OUT", "DEAD_LETTERS", "KAFKA_ERRORS", "LATE_EVENTS", "EVENT_TIME_LAG",
+    "CONSUMER_LAG", "SCORING_LATENCY", "CALIBRATING", "serve"
+]
+
 MESSAGES_IN = Counter("phenoflow_messages_in", "Messages read, per short topic", ["topic"])
 MESSAGES_OUT = Counter("phenoflow_messages_out", "Messages written, per short topic", ["topic"])
 DEAD_LETTERS = Counter("phenoflow_dead_letters", "Messages sent to the dead-letter topic", ["topic", "reason"])

@@ -61,6 +61,7 @@ class Follower(threading.Thread):
         self.error: str | None = None
 
     def stop(self) -> None:
+        """Ask the follower thread to stop after its current poll."""
         self.stopping.set()
 
     def _apply(self, msg: object) -> None:
@@ -110,6 +111,7 @@ class Follower(threading.Thread):
         return [TopicPartition(full, p, nxt[p]) for p in parts]
 
     def run(self) -> None:
+        """Thread body: read every topic to its end, then follow them all."""
         try:
             t0 = time.monotonic()
             start: list[TopicPartition] = []

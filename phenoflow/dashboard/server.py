@@ -63,6 +63,7 @@ class Dashboard:
         self._thread: threading.Thread | None = None
 
     def status(self) -> dict:
+        """Follower state for /api/status: ready, last error, records read per topic."""
         f = self.follower
         return {"ready": f.ready.is_set(), "error": f.error, "records": dict(f.stats),
                 "participants": len(self.view.people)}
@@ -103,6 +104,7 @@ class Dashboard:
         return port
 
     def stop(self) -> None:
+        """Stop the follower and the web server."""
         self.follower.stop()
         if self.server is not None:
             self.server.should_exit = True

@@ -74,6 +74,7 @@ class TokenAuth:
         self.cookie = session_value(token) if token else ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: pass authorised requests on, answer 401 otherwise."""
         if scope["type"] != "http" or self.token is None:
             await self.app(scope, receive, send)
             return
@@ -105,11 +106,13 @@ class Broadcaster:
         self._subs: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = set()
 
     def subscribe(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue]:
+        """A queue (on the caller's event loop) that receives every new alert for one SSE client."""
         sub = (asyncio.get_running_loop(), asyncio.Queue(maxsize=10_000))
         self._subs.add(sub)
         return sub
 
     def unsubscribe(self, sub: tuple[asyncio.AbstractEventLoop, asyncio.Queue]) -> None:
+        """Forget an SSE client's queue (its connection closed)."""
         self._subs.discard(sub)
 
     def publish(self, notes: list[dict]) -> None:

@@ -25,12 +25,16 @@ from phenoflow.connectors.subscribe import subscribe
 from phenoflow.core.config import Settings, load_settings
 from phenoflow.core.contract import ALL_TOPICS
 
+__all__ = ["OUTPUT_TOPICS", "ParticipantSummary", "DemoResult", "summarise", "run_demo"]
+
 #: Topics dumped to ``<out>/outputs/<topic>.jsonl`` after the run.
 OUTPUT_TOPICS = ("features.hourly", "rhythm.daily", "scores.daily", "events.anomaly", "events.stepup", "deadletter")
 
 
 @dataclass
 class ParticipantSummary:
+    """Per-participant demo outcome: relapses, scored days, alerts and their lead times."""
+
     participant: str
     relapses: list[date] = field(default_factory=list)
     days_scored: int = 0
@@ -41,6 +45,8 @@ class ParticipantSummary:
 
 @dataclass
 class DemoResult:
+    """What the demo did: output folder, replay summary, stage timings, topic counts, participants."""
+
     out: Path
     replay: ReplaySummary
     seconds: dict[str, float]
@@ -95,7 +101,7 @@ def run_demo(
     from bytewax.testing import run_main
 
     from phenoflow.flows.pipeline import build_flow
-    from phenoflow.simulate.cohort import simulate_cohort
+    from phenoflow.simulate.simulator import simulate_cohort
 
     seconds: dict[str, float] = {}
     cohort, outputs = out / "cohort", out / "outputs"

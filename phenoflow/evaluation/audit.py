@@ -42,6 +42,8 @@ from phenoflow.evaluation.dumps import (
     resolve_outputs,
 )
 
+__all__ = ["OUTCOMES", "BLANK", "AuditTest", "AuditResult", "group_test", "correct", "audit_dir"]
+
 OUTCOMES: dict[str, str] = {"events.anomaly": "anomaly event", "events.stepup": "step-up"}
 BLANK = "(blank)"
 
@@ -66,10 +68,12 @@ class AuditTest:
 
     @property
     def rate_group(self) -> float:
+        """Share of the group with the outcome."""
         return self.events_group / self.n_group
 
     @property
     def rate_rest(self) -> float:
+        """Share of everyone outside the group with the outcome."""
         return self.events_rest / self.n_rest
 
 
@@ -89,6 +93,7 @@ class AuditResult:
 
     @property
     def alerts(self) -> list[AuditTest]:
+        """The tests at level "alert"."""
         return [t for t in self.tests if t.level == "alert"]
 
 
@@ -109,7 +114,7 @@ def correct(tests: list[AuditTest], alpha: float) -> None:
     if not tests:
         return
     p_by = false_discovery_control([t.p for t in tests], method="by")
-    for t, q in zip(tests, p_by):
+    for t, q in zip(tests, p_by, strict=True):
         t.p_by = float(q)
         t.level = "alert" if q < alpha else "watch" if t.p < alpha else "ok"
 

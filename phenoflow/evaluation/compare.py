@@ -37,6 +37,12 @@ from phenoflow.evaluation.detection import Confusion, Spread
 from phenoflow.evaluation.dumps import CohortDays, FeatureTable
 from phenoflow.evaluation.protocol import HEALTHY, TRAIN, run_protocol
 
+__all__ = [
+    "DEFAULT_MODELS", "MAX_TRAIN_ROWS", "COMPONENTS", "TableView", "ModelAdapter", "ModelRow", "parse_models",
+    "standardise", "LofModel", "HalfSpaceTreesModel", "OnnxModel", "table_records", "day_scores", "run_model",
+    "compare_models"
+]
+
 DEFAULT_MODELS: tuple[str, ...] = ("emitted", "ae:rhythm", "ae:hourly", "gru:hourly", "lof:hourly", "hst:rhythm")
 _DEFAULT_INPUT = {"emitted": "", "ae": "rhythm", "gru": "hourly", "lof": "hourly", "hst": "rhythm"}
 _LABELS = {
@@ -64,9 +70,13 @@ class TableView:
 
 
 class ModelAdapter(Protocol):
-    def fit(self, train: TableView, healthy: TableView) -> None: ...
+    """A detector under comparison: fitted on training days, then scores any view."""
 
-    def score(self, view: TableView) -> np.ndarray: ...
+    def fit(self, train: TableView, healthy: TableView) -> None:
+        """Fit on the training days (``healthy`` holds the days outside any relapse window)."""
+
+    def score(self, view: TableView) -> np.ndarray:
+        """Anomaly score per row of ``view`` (higher is more anomalous)."""
 
 
 @dataclass
@@ -105,7 +115,7 @@ def standardise(table: FeatureTable, part_rows: np.ndarray, train: np.ndarray) -
     Z = np.zeros(table.X.shape, dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        for a, b in zip(part_rows[:-1], part_rows[1:]):
+        for a, b in zip(part_rows[:-1], part_rows[1:], strict=True):
             if a == b:
                 continue
             x = table.X[a:b]
@@ -142,6 +152,7 @@ class LofModel:
         self.seed, self.n_neighbors = seed, n_neighbors
 
     def fit(self, train: TableView, healthy: TableView) -> None:
+        """Fit LOF (novelty mode) on a subsample of the training days."""
         from sklearn.neighbors import LocalOutlierFactor
 
         Z = train.Z[_subsample(len(train.Z), self.seed)]
@@ -150,6 +161,7 @@ class LofModel:
         self.lof = LocalOutlierFactor(n_neighbors=k, novelty=True).fit(self.project(Z))
 
     def score(self, view: TableView) -> np.ndarray:
+        """Negative LOF score per row (higher is more anomalous)."""
         return -self.lof.score_samples(self.project(view.Z))
 
 
@@ -168,6 +180,7 @@ class HalfSpaceTreesModel:
         return [dict(enumerate(r)) for r in x.tolist()]
 
     def fit(self, train: TableView, healthy: TableView) -> None:
+        """Learn the trees from a subsample of the training days, in time order."""
         from river.anomaly import HalfSpaceTrees
 
         Z = train.Z[_subsample(len(train.Z), self.seed)]
@@ -180,6 +193,7 @@ class HalfSpaceTreesModel:
             self.hst.learn_one(x)
 
     def score(self, view: TableView) -> np.ndarray:
+        """HalfSpaceTrees anomaly score per row."""
         return np.array([self.hst.score_one(x) for x in self._rows(view.Z)])
 
 
@@ -203,6 +217,7 @@ class OnnxModel:
         return [(d.participant, d.day) for d in days], [self.space.reduce(np.atleast_2d(d.errors)) for d in days]
 
     def fit(self, train: TableView, healthy: TableView) -> None:
+        """Train and export the ONNX model on the training days, then fit its error model on the healthy days."""
         from phenoflow.models.train import train_model
         from phenoflow.operators.scoring.calibration import fit_error_model
         from phenoflow.operators.scoring.reconstruction import OnnxScorer
@@ -216,6 +231,7 @@ class OnnxModel:
         self.models = participant_error_models(*self._day_rows(healthy), fit_error_model)
 
     def score(self, view: TableView) -> np.ndarray:
+        """Mean error-model distance per participant-day; NaN where the model scored nothing."""
         keys, rows = self._day_rows(view)
         per_day = participant_day_scores(self.models, keys, rows)
         return np.array([per_day.get((str(p), str(d)), np.nan) for p, d in zip(view.participants, view.day, strict=True)])
@@ -258,7 +274,7 @@ def table_records(view: TableView) -> list:
     X = t.X[view.rows].astype(float).tolist()
     out: list = []
     for i, r in enumerate(view.rows):
-        feats = {n: (None if v != v else v) for n, v in zip(names, X[i])}
+        feats = {n: (None if v != v else v) for n, v in zip(names, X[i], strict=True)}
         pid = str(view.participants[i])
         if t.kind == "rhythm":
             out.append(RhythmDaily(participant=pid, day=str(view.day[i]), features=feats, coverage={}))
@@ -346,7 +362,7 @@ def run_model(
         res = run_protocol(cohort, roles, scores_for)
     except ImportError as exc:
         return _row(kind, inp, f"not available yet ({exc})", time.perf_counter() - t0, 0, None)
-    except Exception as exc:  # noqa: BLE001 - one failing model must not sink the comparison
+    except Exception as exc:  # one failing model must not sink the comparison
         return _row(kind, inp, f"failed: {type(exc).__name__}: {exc}"[:200], time.perf_counter() - t0, 0, None)
     return _row(kind, inp, "ok", time.perf_counter() - t0, n_it, res.confusion)
 

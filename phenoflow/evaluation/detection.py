@@ -14,6 +14,11 @@ from typing import Sequence
 
 import numpy as np
 
+__all__ = [
+    "tpr_fpr_ratio", "Confusion", "confusion", "quantile", "Spread", "ThresholdChoice", "best_threshold",
+    "cohens_d"
+]
+
 # --- metrics ---------------------------------------------------------------------------
 
 
@@ -52,11 +57,13 @@ class Confusion:
 
     @property
     def fpr(self) -> float | None:
+        """False-positive rate FP / (FP + TN); None without negatives."""
         n = self.fp + self.tn
         return self.fp / n if n else None
 
     @property
     def tpr_fpr(self) -> float | None:
+        """TPR / FPR (see :func:`tpr_fpr_ratio`)."""
         return tpr_fpr_ratio(self.sensitivity, self.fpr)
 
 
@@ -101,6 +108,7 @@ class Spread:
 
     @classmethod
     def of(cls, values: Sequence[float | None]) -> Spread:
+        """Median and quartiles of the finite values (None and NaN left out)."""
         v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
         if not v:
             return cls(None, None, None, 0)

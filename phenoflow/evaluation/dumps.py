@@ -26,6 +26,11 @@ from phenoflow.core.contract import DeadLetter, decode
 from phenoflow.core.errors import UserError
 from phenoflow.core.timebase import local_day_hour
 
+__all__ = [
+    "NR30_DAYS", "NO_RELAPSE", "resolve_outputs", "dump_path", "DumpStats", "iter_dump", "read_dump",
+    "CohortDays", "days_before_relapse", "load_cohort", "FeatureTable", "load_feature_table"
+]
+
 #: Days before a relapse that count as "near relapse" (Adler et al. 2020).
 NR30_DAYS = 30
 #: ``days_before`` of a day with no later relapse.
@@ -99,7 +104,7 @@ def iter_dump(
                 stats.bad += 1
                 stats.first_error = stats.first_error or f"line {stats.lines}: {event.error}"
                 continue
-            if wanted is not None and event.participant not in wanted:  # type: ignore[attr-defined]
+            if wanted is not None and event.participant not in wanted:
                 continue
             yield event
 
@@ -140,9 +145,11 @@ class CohortDays:
 
     @property
     def nr30(self) -> np.ndarray:
+        """Whether each day lies within ``NR30_DAYS`` days before a relapse."""
         return self.days_before <= NR30_DAYS
 
     def slice(self, p: int) -> slice:
+        """The rows of participant ``p``."""
         return slice(int(self.starts[p]), int(self.starts[p + 1]))
 
     def index(self) -> dict[tuple[str, np.datetime64], int]:
@@ -150,7 +157,7 @@ class CohortDays:
         return {
             (pid, d): i
             for p, pid in enumerate(self.participants)
-            for i, d in zip(range(self.starts[p], self.starts[p + 1]), self.day[self.slice(p)])
+            for i, d in zip(range(self.starts[p], self.starts[p + 1]), self.day[self.slice(p)], strict=True)
         }
 
 
@@ -303,9 +310,9 @@ def load_feature_table(
         X[i, idx] = vals
     metas: dict[str, np.ndarray] = {}
     if kind == "hourly" and items:
-        cols_meta = list(zip(*(t[4] for t in items)))
+        cols_meta = list(zip(*(t[4] for t in items), strict=True))
         for name, values, dtype in zip(
-            ("hour_start", "utc_offset_min", "local_hour", "weekday", "filled"), cols_meta, (float, int, int, int, float)
+            ("hour_start", "utc_offset_min", "local_hour", "weekday", "filled"), cols_meta, (float, int, int, int, float), strict=True
         ):
             metas[name] = np.array(values, dtype=dtype)
     order = sorted(names, key=names.get)  # type: ignore[arg-type]

@@ -107,18 +107,22 @@ class EvaluationResult:
 
     @property
     def sensitivity(self) -> Spread:
+        """Spread of per-participant sensitivity."""
         return Spread.of([r.conf.sensitivity for r in self.participants])
 
     @property
     def specificity(self) -> Spread:
+        """Spread of per-participant specificity."""
         return Spread.of([r.conf.specificity for r in self.participants])
 
     @property
     def tpr_fpr(self) -> Spread:
+        """Spread of per-participant TPR/FPR."""
         return Spread.of([r.conf.tpr_fpr for r in self.participants])
 
     @property
     def pooled(self) -> Confusion:
+        """Confusion counts summed over participants."""
         return sum((r.conf for r in self.participants), Confusion())
 
 
@@ -126,7 +130,7 @@ class EvaluationResult:
 def _explain_table(out: Path, cohort: CohortDays, wanted: set[str], tables: dict[str, FeatureTable | None], notes: list[str]) -> FeatureTable | None:
     """Rhythm statistics (else hourly features) of the participants to explain."""
     for kind in ("rhythm", "hourly"):
-        table = tables[kind] if kind in tables else load_feature_table(out, kind, cohort, notes, wanted)  # type: ignore[arg-type]
+        table = tables[kind] if kind in tables else load_feature_table(out, kind, cohort, notes, wanted)
         if table is not None and table.names:
             return table
     notes.append("no rhythm.daily or features.hourly dump: no feature explanations or trajectories")

@@ -15,6 +15,8 @@ import numpy as np
 from phenoflow.evaluation.detection import cohens_d
 from phenoflow.evaluation.dumps import CohortDays, FeatureTable
 
+__all__ = ["Explanation", "Trajectory", "daily_matrix", "explain", "trajectories"]
+
 
 @dataclass
 class Explanation:

@@ -26,6 +26,8 @@ from phenoflow.core.contract import (
 )
 from phenoflow.evaluation.dumps import days_before_relapse
 
+__all__ = ["START", "SyntheticCohort", "write_synthetic_cohort"]
+
 START = np.datetime64("2020-01-06", "D")
 
 
@@ -99,7 +101,7 @@ def write_synthetic_cohort(
                 if not cal and score[i] > 1.64:
                     cohort.anomalous.add(pid)
                     files["events.anomaly"].write(encode(AnomalyEvent(participant=pid, event_id=f"{pid}-{day}", day=day, score=float(score[i]), threshold=1.64, contributors=[], model="synthetic-ae")) + b"\n")
-                feats = {n: float(v) for n, v in zip(names, X[i])}
+                feats = {n: float(v) for n, v in zip(names, X[i], strict=True)}
                 if i % 17 == 5:
                     feats[names[-1]] = None  # type: ignore[assignment]
                 files["rhythm.daily"].write(encode(RhythmDaily(participant=pid, day=day, features=feats, coverage={"w2": 1.0})) + b"\n")
@@ -108,7 +110,7 @@ def write_synthetic_cohort(
                     H = rng.normal(size=(24, hourly_features)) + effect * nr30[i]
                     for h in range(24):
                         files["features.hourly"].write(
-                            encode(HourlyFeatures(participant=pid, hour_start=base + 3600 * h, local_hour=h, weekday=int((day_arr[i].astype(int) + 3) % 7), features={n: float(v) for n, v in zip(hnames, H[h])}, filled=0.0))
+                            encode(HourlyFeatures(participant=pid, hour_start=base + 3600 * h, local_hour=h, weekday=int((day_arr[i].astype(int) + 3) % 7), features={n: float(v) for n, v in zip(hnames, H[h], strict=True)}, filled=0.0))
                             + b"\n"
                         )
             p_step = 0.25 + (stepup_bias if attrs["gender"] == "f" else 0.0)

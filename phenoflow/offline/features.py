@@ -29,6 +29,8 @@ from phenoflow.core.contract import Accelerometer, DeadLetter, HourlyFeatures, d
 from phenoflow.core.errors import UserError
 from phenoflow.operators.hourly.aggregator import HourlyAggregator, HourlyConfig
 
+__all__ = ["HOURLY_TOPICS", "BATCH", "OfflineStats", "read_cohort_events", "hourly_features_from_cohort"]
+
 #: Raw topics that feed the hourly features (survey is not one).
 HOURLY_TOPICS: frozenset[str] = frozenset(
     {"raw.accelerometer", "raw.screen", "raw.call", "raw.sms", "raw.location", "raw.ambient"}
@@ -58,9 +60,9 @@ def _events(f: CohortFile, idx: int, stats: OfflineStats,
             stats.dead_letters[f.topic] += 1
             continue
         stats.events[f.topic] += 1
-        zone = zones.get(ev.participant) if zones else None  # type: ignore[attr-defined]
+        zone = zones.get(ev.participant) if zones else None
         # participants.csv's zone gives offset-less events their offset, as replay does.
-        for part in (localize(ev, zone) if zone is not None else (ev,)):  # type: ignore[arg-type]
+        for part in (localize(ev, zone) if zone is not None else (ev,)):
             ts = part.ts[0] if isinstance(part, Accelerometer) else part.ts  # type: ignore[attr-defined]
             yield ts, idx, seq, part
 

@@ -44,6 +44,7 @@ def _audit_summary(a: AuditResult) -> list[str]:
 
 
 def audit_markdown(a: AuditResult) -> str:
+    """The audit report as Markdown."""
     alerts = a.alerts
     parts = ["# phenoflow fairness audit", "", *_audit_summary(a), ""]
     parts.append(
@@ -60,6 +61,7 @@ def audit_markdown(a: AuditResult) -> str:
 
 
 def audit_html(a: AuditResult) -> str:
+    """The audit report as a self-contained HTML page."""
     alerts = a.alerts
     badge = f'<span class="badge b-alert">{len(alerts)} alert(s)</span>' if alerts else '<span class="badge b-ok">no alert</span>'
     body = ["<h1>Fairness audit " + badge + "</h1>"] + [f'<p class="sub">{escape(s)}</p>' for s in _audit_summary(a)]
@@ -78,6 +80,7 @@ def audit_html(a: AuditResult) -> str:
 
 
 def write_audit_report(a: AuditResult, report: Path) -> list[Path]:
+    """Write the HTML, Markdown and per-test CSV audit reports; return their paths."""
     html = report_path(report, "audit")
     files = [html, html.with_suffix(".md"), html.with_name(html.stem + "_tests.csv")]
     html.write_text(audit_html(a), encoding="utf-8")

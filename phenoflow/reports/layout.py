@@ -28,6 +28,7 @@ def num(v: float | None, digits: int = 2) -> str:
 
 
 def pval(p: float) -> str:
+    """A p-value for a table: two significant digits below 0.001, else three decimals; NaN → "n/a"."""
     return "n/a" if p != p else f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
 
 
@@ -39,6 +40,7 @@ def spread(s: Spread) -> str:
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (pipes in cells escaped)."""
     def cell(v: object) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
 
@@ -48,6 +50,7 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, classes: Sequence[str] = ()) -> str:
+    """An HTML table; ``classes`` gives optional CSS classes per row."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = []
     for i, r in enumerate(rows):
@@ -75,6 +78,7 @@ td:first-child,th:first-child{text-align:left}tr.alert td{background:#fee2e2}tr.
 
 
 def page(title: str, body: str) -> str:
+    """A self-contained HTML page (inline CSS, no external assets)."""
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -10,9 +10,20 @@ from __future__ import annotations
 
 import math
 from html import escape
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # for annotations only: the evaluation layer hands its results to the charts
+    from phenoflow.evaluation.audit import AuditTest
+    from phenoflow.evaluation.compare import ModelRow
+    from phenoflow.evaluation.evaluate import ParticipantRow
+    from phenoflow.evaluation.explain import Explanation, Trajectory
+
+__all__ = [
+    "NR30_FILL", "FONT", "nice_ticks", "fmt_num", "Chart", "date_ticks", "rate_by_days_before", "model_intervals",
+    "participant_map", "cohens_d_panel", "trajectory", "forest"
+]
 
 BLUE, RED, ORANGE, GREEN, GREY, INK = "#2563eb", "#dc2626", "#ea580c", "#16a34a", "#9ca3af", "#1f2937"
 NR30_FILL = "#fde68a"
@@ -31,6 +42,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 
 def fmt_num(v: float) -> str:
+    """A short axis label for ``v`` (two decimals, or two significant digits when tiny or large)."""
     if v == 0:
         return "0"
     if abs(v) >= 1000 or abs(v) < 0.01:
@@ -57,24 +69,30 @@ class Chart:
 
     # scales
     def set_x(self, lo: float, hi: float, log: bool = False) -> None:
+        """Set the x range in data units (``log`` for a log10 axis)."""
         self.x_lo, self.x_hi, self.x_log = lo, hi if hi != lo else lo + 1, log
 
     def set_y(self, lo: float, hi: float) -> None:
+        """Set the y range in data units."""
         self.y_lo, self.y_hi = lo, hi if hi != lo else lo + 1
 
     def x(self, v: float) -> float:
+        """Pixel x of data value ``v``."""
         f = math.log10
         a, b, v = (f(self.x_lo), f(self.x_hi), f(v)) if self.x_log else (self.x_lo, self.x_hi, v)
         return self.left + (v - a) / (b - a) * (self.w - self.left - self.right)
 
     def y(self, v: float) -> float:
+        """Pixel y of data value ``v``."""
         return self.h - self.bottom - (v - self.y_lo) / (self.y_hi - self.y_lo) * (self.h - self.top - self.bottom)
 
     # shapes
     def add(self, svg: str) -> None:
+        """Append raw SVG markup."""
         self.parts.append(svg)
 
     def text(self, x: float, y: float, s: str, *, size: int = 12, anchor: str = "start", color: str = INK, weight: str = "normal", rotate: float = 0) -> None:
+        """Text at pixel position (x, y)."""
         tr = f' transform="rotate({rotate} {x:.1f} {y:.1f})"' if rotate else ""
         self.add(
             f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{color}" '
@@ -84,7 +102,7 @@ class Chart:
     def line(self, xs: Sequence[float], ys: Sequence[float], *, color: str = BLUE, width: float = 1.5, dash: str = "") -> None:
         """A polyline in data units; NaN values break the line."""
         segs: list[list[str]] = [[]]
-        for a, b in zip(xs, ys):
+        for a, b in zip(xs, ys, strict=True):
             if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
                 segs.append([])
                 continue
@@ -98,6 +116,7 @@ class Chart:
                 self.add(f'<circle cx="{px}" cy="{py}" r="1.2" fill="{color}"/>')
 
     def dot(self, x: float, y: float, *, r: float = 3.5, color: str = BLUE, title: str = "", stroke: str = "white") -> None:
+        """A dot at data position (x, y), with an optional hover title."""
         t = f"<title>{escape(title)}</title>" if title else ""
         self.add(f'<circle cx="{self.x(x):.1f}" cy="{self.y(y):.1f}" r="{r}" fill="{color}" stroke="{stroke}" stroke-width="0.8">{t}</circle>')
 
@@ -116,10 +135,12 @@ class Chart:
         self.rect(x0, x1, self.y_lo, self.y_hi, color=color, opacity=opacity)
 
     def vline(self, x: float, *, color: str = RED, dash: str = "4 3", width: float = 1.2) -> None:
+        """A dashed vertical line at data x."""
         px = self.x(x)
         self.add(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{self.top}" y2="{self.h - self.bottom}" stroke="{color}" stroke-width="{width}" stroke-dasharray="{dash}"/>')
 
     def hline(self, y: float, *, color: str = GREY, dash: str = "5 4", width: float = 1.2) -> None:
+        """A dashed horizontal line at data y."""
         py = self.y(y)
         self.add(f'<line x1="{self.left}" x2="{self.w - self.right}" y1="{py:.1f}" y2="{py:.1f}" stroke="{color}" stroke-width="{width}" stroke-dasharray="{dash}"/>')
 
@@ -133,6 +154,7 @@ class Chart:
         yfmt: Callable[[float], str] = fmt_num,
         grid: bool = True,
     ) -> None:
+        """Draw the axes, ticks, grid and labels."""
         base = self.h - self.bottom
         if yticks is not None:
             for t in yticks:
@@ -166,6 +188,7 @@ class Chart:
             px += 23 + 7.2 * len(label) + 18
 
     def render(self) -> str:
+        """The chart as an SVG string."""
         head = (
             f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.w} {self.h}" width="100%" '
             f'style="max-width:{self.w}px;{FONT}" role="img" aria-label="{escape(self.title)}">'
@@ -214,7 +237,7 @@ def rate_by_days_before(rate: np.ndarray, drh: tuple[int, int]) -> str:
     return c.render()
 
 
-def model_intervals(rows: Sequence[object]) -> str:
+def model_intervals(rows: Sequence[ModelRow]) -> str:
     """Median (dot) and IQR (bar) of per-participant sensitivity and specificity for each model."""
     out = []
     for metric, color in (("sensitivity", RED), ("specificity", BLUE)):
@@ -225,11 +248,11 @@ def model_intervals(rows: Sequence[object]) -> str:
             c.add(f'<line x1="{c.x(t):.1f}" x2="{c.x(t):.1f}" y1="{c.top}" y2="{c.h - c.bottom}" stroke="#eef0f3"/>')
         c.text(c.left, 18, metric.capitalize(), size=13, weight="600")
         for i, row in enumerate(rows):
-            label = row.label if len(row.label) <= 32 else row.label[:31] + "…"  # type: ignore[attr-defined]
+            label = row.label if len(row.label) <= 32 else row.label[:31] + "…"
             c.text(c.left - 8, c.y(i) + 4, label, size=12, anchor="end")
             sp = getattr(row, metric)
-            if row.status != "ok" or sp.median is None:  # type: ignore[attr-defined]
-                c.text(c.x(0.02), c.y(i) + 4, "not available" if row.status != "ok" else "n/a", size=11, color="#6b7280")  # type: ignore[attr-defined]
+            if row.status != "ok" or sp.median is None:
+                c.text(c.x(0.02), c.y(i) + 4, "not available" if row.status != "ok" else "n/a", size=11, color="#6b7280")
                 continue
             c.add(f'<line x1="{c.x(sp.q1):.1f}" x2="{c.x(sp.q3):.1f}" y1="{c.y(i):.1f}" y2="{c.y(i):.1f}" stroke="{color}" stroke-width="5" stroke-opacity="0.35" stroke-linecap="round"/>')
             c.dot(sp.median, i, r=5, color=color, title=f"median {sp.median:.2f} (IQR {sp.q1:.2f}–{sp.q3:.2f}, n={sp.n})")
@@ -237,7 +260,7 @@ def model_intervals(rows: Sequence[object]) -> str:
     return '<div class="pair">' + "".join(out) + "</div>"
 
 
-def participant_map(rows: Sequence[object]) -> str:
+def participant_map(rows: Sequence[ParticipantRow]) -> str:
     """Each participant's TPR against FPR; the diagonal is chance. Participants without NR30 days in a strip below."""
     c = Chart(520, 420, "Participants: sensitivity (TPR) against false-positive rate", margin=(30, 20, 50, 56))
     c.set_x(0, 1)
@@ -247,26 +270,26 @@ def participant_map(rows: Sequence[object]) -> str:
     c.add(f'<line x1="{c.left}" x2="{c.w - c.right}" y1="{c.y(-0.045):.1f}" y2="{c.y(-0.045):.1f}" stroke="#e5e7eb"/>')
     c.text(c.x(1), c.y(-0.1) + 4, "no NR30 days (TPR n/a)", size=10, anchor="end", color="#6b7280")
     for r in rows:
-        conf = r.conf  # type: ignore[attr-defined]
+        conf = r.conf
         if conf.fpr is None:
             continue
         if conf.sensitivity is None:
-            c.dot(conf.fpr, -0.1, r=3, color=GREY, title=f"{r.participant}: FPR {conf.fpr:.2f}")  # type: ignore[attr-defined]
+            c.dot(conf.fpr, -0.1, r=3, color=GREY, title=f"{r.participant}: FPR {conf.fpr:.2f}")
         else:
-            c.dot(conf.fpr, conf.sensitivity, r=5, color=RED, title=f"{r.participant}: TPR {conf.sensitivity:.2f}, FPR {conf.fpr:.2f}")  # type: ignore[attr-defined]
+            c.dot(conf.fpr, conf.sensitivity, r=5, color=RED, title=f"{r.participant}: TPR {conf.sensitivity:.2f}, FPR {conf.fpr:.2f}")
     c.legend([("dot", RED, "participant with relapse"), ("dash", GREY, "chance (TPR = FPR)")])
     return c.render()
 
 
-def cohens_d_panel(e: object) -> str:
+def cohens_d_panel(e: Explanation) -> str:
     """Horizontal bars of Cohen's d for one participant's top features (seed Fig. 3)."""
-    top = e.top  # type: ignore[attr-defined]
-    c = Chart(470, 60 + 26 * max(len(top), 1), f"Cohen's d for {e.participant}", margin=(44, 20, 30, 210))  # type: ignore[attr-defined]
+    top = e.top
+    c = Chart(470, 60 + 26 * max(len(top), 1), f"Cohen's d for {e.participant}", margin=(44, 20, 30, 210))
     lim = max([abs(d) for _, d in top] + [1.0]) * 1.1
     c.set_x(-lim, lim)
     c.set_y(max(len(top), 1) - 0.5, -0.5)
-    c.text(8, 16, f"{e.participant}", size=13, weight="600")  # type: ignore[attr-defined]
-    c.text(8, 32, f"{e.relapses} relapses · {e.anomalous_nr30} anomalous NR30 days vs {e.drh_days} DRH days", size=11, color="#4b5563")  # type: ignore[attr-defined]
+    c.text(8, 16, f"{e.participant}", size=13, weight="600")
+    c.text(8, 32, f"{e.relapses} relapses · {e.anomalous_nr30} anomalous NR30 days vs {e.drh_days} DRH days", size=11, color="#4b5563")
     ticks = nice_ticks(-lim, lim, 4)
     c.axes(ticks, None, grid=False)
     c.vline(0, color="#6b7280", dash="", width=1)
@@ -284,7 +307,7 @@ def _with_gaps(days: np.ndarray, values: np.ndarray) -> tuple[list[float], list[
     xs: list[float] = []
     ys: list[float] = []
     dn = days.astype(np.int64)
-    for i, (d, v) in enumerate(zip(dn.tolist(), np.asarray(values, dtype=float).tolist())):
+    for i, (d, v) in enumerate(zip(dn.tolist(), np.asarray(values, dtype=float).tolist(), strict=True)):
         if i and d - dn[i - 1] > 1:
             xs.append(math.nan)
             ys.append(math.nan)
@@ -293,22 +316,22 @@ def _with_gaps(days: np.ndarray, values: np.ndarray) -> tuple[list[float], list[
     return xs, ys
 
 
-def trajectory(t: object) -> str:
+def trajectory(t: Trajectory) -> str:
     """Score with threshold and flagged days, then selected features, NR30 shaded, relapses marked (seed Fig. 4a)."""
-    days = t.day  # type: ignore[attr-defined]
+    days = t.day
     if days.size == 0:
         return ""
     d0, d1 = days[0], days[-1]
     lo, hi = float(d0.astype(np.int64)) - 1, float(d1.astype(np.int64)) + 1
     ticks = date_ticks(d0, d1)
-    rel = [float(r.astype(np.int64)) for r in t.relapses]  # type: ignore[attr-defined]
-    panels = [("anomaly score", np.asarray(t.score, dtype=float), True)] + [(n, v, False) for n, v in t.features.items()]  # type: ignore[attr-defined]
-    out = [f'<h4>{escape(t.participant)}</h4>']  # type: ignore[attr-defined]
-    flagged = np.asarray(t.flagged, dtype=bool)  # type: ignore[attr-defined]
+    rel = [float(r.astype(np.int64)) for r in t.relapses]
+    panels = [("anomaly score", np.asarray(t.score, dtype=float), True)] + [(n, v, False) for n, v in t.features.items()]
+    out = [f'<h4>{escape(t.participant)}</h4>']
+    flagged = np.asarray(t.flagged, dtype=bool)
     for name, values, is_score in panels:
-        c = Chart(960, 190 if is_score else 130, f"{t.participant}: {name} over time", margin=(28 if is_score else 12, 20, 26, 64))  # type: ignore[attr-defined]
+        c = Chart(960, 190 if is_score else 130, f"{t.participant}: {name} over time", margin=(28 if is_score else 12, 20, 26, 64))
         finite = values[np.isfinite(values)]
-        thr = np.asarray(t.threshold, dtype=float)  # type: ignore[attr-defined]
+        thr = np.asarray(t.threshold, dtype=float)
         extra = thr[np.isfinite(thr)] if is_score else np.array([])
         both = np.concatenate([finite, extra])
         ylo, yhi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
@@ -328,7 +351,7 @@ def trajectory(t: object) -> str:
         if is_score:
             tx, ty = _with_gaps(days, thr)
             c.line(tx, ty, color=INK, dash="5 4", width=1.2)
-        for d, v in zip(days[flagged].astype(np.int64).tolist(), values[flagged].tolist()):
+        for d, v in zip(days[flagged].astype(np.int64).tolist(), values[flagged].tolist(), strict=True):
             if math.isfinite(v):
                 c.dot(float(d), v, r=3.6, color=RED, title=f"flagged {np.datetime64(d, 'D')}")
         if is_score:
@@ -337,26 +360,26 @@ def trajectory(t: object) -> str:
     return '<div class="traj">' + "".join(out) + "</div>"
 
 
-def forest(tests: Sequence[object], outcome: str) -> str:
+def forest(tests: Sequence[AuditTest], outcome: str) -> str:
     """Odds ratio (group vs rest) with exact 95 % CI on a log axis, coloured by warning level."""
-    rows = [t for t in tests if t.outcome == outcome]  # type: ignore[attr-defined]
+    rows = [t for t in tests if t.outcome == outcome]
     c = Chart(960, 60 + 26 * max(len(rows), 1), f"Odds ratio of having ≥ 1 {outcome}, group vs rest", margin=(36, 170, 36, 240))
     c.set_x(0.01, 100, log=True)
     c.set_y(max(len(rows), 1) - 0.5, -0.5)
     c.text(8, 18, f"≥ 1 {outcome}: odds ratio, group vs rest (95% CI)", size=13, weight="600")
     c.axes([(v, fmt_num(v)) for v in (0.01, 0.1, 0.5, 1, 2, 10, 100)], None, xlabel="odds ratio (log scale)", grid=False)
     c.vline(1, color="#6b7280", dash="", width=1)
-    clip = lambda v: min(max(v, 0.01), 100) if math.isfinite(v) or v > 0 else 100  # noqa: E731
+    clip = lambda v: min(max(v, 0.01), 100) if math.isfinite(v) or v > 0 else 100
     colors = {"alert": RED, "watch": ORANGE, "ok": GREY}
     for i, t in enumerate(rows):
-        c.text(c.left - 8, c.y(i) + 4, f"{t.attribute} = {t.group}", size=12, anchor="end")  # type: ignore[attr-defined]
-        lo, hi = clip(t.ci_low if t.ci_low > 0 else 0.01), clip(t.ci_high)  # type: ignore[attr-defined]
-        col = colors.get(t.level, GREY)  # type: ignore[attr-defined]
+        c.text(c.left - 8, c.y(i) + 4, f"{t.attribute} = {t.group}", size=12, anchor="end")
+        lo, hi = clip(t.ci_low if t.ci_low > 0 else 0.01), clip(t.ci_high)
+        col = colors.get(t.level, GREY)
         c.add(f'<line x1="{c.x(lo):.1f}" x2="{c.x(hi):.1f}" y1="{c.y(i):.1f}" y2="{c.y(i):.1f}" stroke="{col}" stroke-width="2"/>')
-        if math.isfinite(t.odds_ratio):  # type: ignore[attr-defined]
-            c.dot(clip(t.odds_ratio) if t.odds_ratio > 0 else 0.01, i, r=5, color=col, title=f"OR {t.odds_ratio:.2f}")  # type: ignore[attr-defined]
-        elif t.odds_ratio > 0:  # type: ignore[attr-defined]
+        if math.isfinite(t.odds_ratio):
+            c.dot(clip(t.odds_ratio) if t.odds_ratio > 0 else 0.01, i, r=5, color=col, title=f"OR {t.odds_ratio:.2f}")
+        elif t.odds_ratio > 0:
             c.dot(100, i, r=5, color=col, title="OR ∞ (no event outside the group's complement cell)")
-        c.text(c.w - c.right + 8, c.y(i) + 4, f"{_pct(t.rate_group)} vs {_pct(t.rate_rest)} · BY p {t.p_by:.2g}", size=11, color="#374151")  # type: ignore[attr-defined]
+        c.text(c.w - c.right + 8, c.y(i) + 4, f"{_pct(t.rate_group)} vs {_pct(t.rate_rest)} · BY p {t.p_by:.2g}", size=11, color="#374151")
     c.legend([("dot", RED, "alert: BY p < α"), ("dot", ORANGE, "watch: p < α"), ("dot", GREY, "ok")], x=c.left + 300, y=18)
     return c.render()

@@ -19,6 +19,8 @@ from scipy.special import ndtri
 
 from phenoflow.simulate.profiles import ParticipantTruth, haversine_m, signature_ramp
 
+__all__ = ["MIN_PER_DAY", "SENSOR_NOISE", "Timeline", "build_timeline"]
+
 MIN_PER_DAY = 1440
 #: SD of the accelerometer's own noise, m/s² (a phone lying still).
 SENSOR_NOISE = 0.012

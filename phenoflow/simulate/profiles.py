@@ -8,7 +8,7 @@ cohort — relapse days and a relapse *signature*: 2–4 behaviour modalities th
 drift in the 30 days before each relapse (Adler et al. 2020 call these days
 "near relapse", NR30). Everything here is a pure function of the seed, so tests
 can ask for the ground truth the files were generated from
-(:func:`phenoflow.simulate.cohort.cohort_truth`).
+(:func:`phenoflow.simulate.simulator.cohort_truth`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,12 @@ from datetime import date, timedelta
 from typing import Mapping, Sequence
 
 import numpy as np
+
+__all__ = [
+    "MODALITIES", "NR_DAYS", "RECOVERY_DAYS", "EARLIEST_RELAPSE_DAY", "MIN_RELAPSE_GAP_DAYS", "SITES",
+    "AGE_BANDS", "GENDERS", "EMPLOYMENT", "Place", "ParticipantTruth", "participant_id", "signature_ramp",
+    "haversine_m", "draw_participant"
+]
 
 #: Modalities a relapse signature can touch, with the direction of change:
 #: sleep +1 = later and longer sleep; activity −1 = less movement; social ±1 =

@@ -18,6 +18,11 @@ import numpy as np
 from phenoflow.simulate.behaviour import MIN_PER_DAY, SENSOR_NOISE, Timeline
 from phenoflow.simulate.profiles import ParticipantTruth
 
+__all__ = [
+    "SCREEN_STATES", "CALL_DIRECTIONS", "SMS_DIRECTIONS", "G", "Columns", "utc_origin", "accelerometer", "screen",
+    "calls", "sms", "location", "ambient", "survey"
+]
+
 SCREEN_STATES = ("on", "off", "unlock")
 CALL_DIRECTIONS = ("incoming", "outgoing", "missed", "rejected", "blocked")
 SMS_DIRECTIONS = ("incoming", "outgoing")

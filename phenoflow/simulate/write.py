@@ -30,6 +30,8 @@ from phenoflow.core.contract import (
 )
 from phenoflow.simulate.sensors import CALL_DIRECTIONS, SCREEN_STATES, SMS_DIRECTIONS
 
+__all__ = ["FILES", "Cols", "write_stream"]
+
 #: Cohort file stems in contract order (one per raw topic).
 FILES: tuple[str, ...] = ("accelerometer", "screen", "call", "sms", "location", "ambient", "survey")
 _BATCH = 20_000
@@ -51,42 +53,42 @@ def _nan_to_none(values: np.ndarray) -> list:
 def _accelerometer(p: list, o: list, c: Cols) -> Iterable[msgspec.Struct]:
     return [Accelerometer(participant=a, utc_offset_min=b, ts=t, x=x, y=y, z=z)
             for a, b, t, x, y, z in zip(p, o, c["ts"].tolist(), c["x"].tolist(), c["y"].tolist(),
-                                        c["z"].tolist())]
+                                        c["z"].tolist(), strict=True)]
 
 
 def _screen(p: list, o: list, c: Cols) -> Iterable[msgspec.Struct]:
     return [Screen(participant=a, utc_offset_min=b, ts=t, state=s)
-            for a, b, t, s in zip(p, o, c["ts"].tolist(), _SCREEN[c["state"]].tolist())]
+            for a, b, t, s in zip(p, o, c["ts"].tolist(), _SCREEN[c["state"]].tolist(), strict=True)]
 
 
 def _call(p: list, o: list, c: Cols) -> Iterable[msgspec.Struct]:
     return [Call(participant=a, utc_offset_min=b, ts=t, direction=d, duration_s=s, peer=q)
             for a, b, t, d, s, q in zip(p, o, c["ts"].tolist(), _CALL[c["direction"]].tolist(),
-                                        c["duration_s"].tolist(), c["peer"].tolist())]
+                                        c["duration_s"].tolist(), c["peer"].tolist(), strict=True)]
 
 
 def _sms(p: list, o: list, c: Cols) -> Iterable[msgspec.Struct]:
     return [Sms(participant=a, utc_offset_min=b, ts=t, direction=d, peer=q)
             for a, b, t, d, q in zip(p, o, c["ts"].tolist(), _SMS[c["direction"]].tolist(),
-                                     c["peer"].tolist())]
+                                     c["peer"].tolist(), strict=True)]
 
 
 def _location(p: list, o: list, c: Cols) -> Iterable[msgspec.Struct]:
     return [Location(participant=a, utc_offset_min=b, ts=t, lat=la, lon=lo, accuracy_m=acc)
             for a, b, t, la, lo, acc in zip(p, o, c["ts"].tolist(), c["lat"].tolist(),
-                                            c["lon"].tolist(), c["accuracy_m"].tolist())]
+                                            c["lon"].tolist(), c["accuracy_m"].tolist(), strict=True)]
 
 
 def _ambient(p: list, o: list, c: Cols) -> Iterable[msgspec.Struct]:
     return [Ambient(participant=a, utc_offset_min=b, ts=t, light_lux=li, sound_db=so, voice=v)
             for a, b, t, li, so, v in zip(p, o, c["ts"].tolist(), _nan_to_none(c["light_lux"]),
                                           _nan_to_none(c["sound_db"]),
-                                          _VOICE[c["voice"].astype(np.int64) + 1].tolist())]
+                                          _VOICE[c["voice"].astype(np.int64) + 1].tolist(), strict=True)]
 
 
 def _survey(p: list, o: list, c: Cols) -> Iterable[msgspec.Struct]:
     return [Survey(participant=a, utc_offset_min=b, ts=t, instrument="who5", score=s)
-            for a, b, t, s in zip(p, o, c["ts"].tolist(), c["score"].tolist())]
+            for a, b, t, s in zip(p, o, c["ts"].tolist(), c["score"].tolist(), strict=True)]
 
 
 _BUILDERS: dict[str, Callable[[list, list, Cols], Iterable[msgspec.Struct]]] = {

@@ -33,7 +33,7 @@ def _produce(settings: Settings, counts: dict[str, int]) -> set[tuple[str, bytes
     return sent
 
 
-def _drain(part, limit: int | None = None) -> list:  # noqa: ANN001
+def _drain(part, limit: int | None = None) -> list:
     out: list = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (limit is None or len(out) < limit):

@@ -31,7 +31,7 @@ from phenoflow.core.config import Settings, load_settings
 from phenoflow.core.contract import ALL_TOPICS, AnomalyEvent, Contributor, encode
 from phenoflow.dashboard.server import Dashboard
 from phenoflow.flows.pipeline import build_flow
-from phenoflow.simulate.cohort import simulate_cohort
+from phenoflow.simulate.simulator import simulate_cohort
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from phenoflow.connectors.replay import replay
 from phenoflow.connectors.subscribe import subscribe
 from phenoflow.core.config import Settings, load_settings, settings_env
 from phenoflow.core.contract import ALL_TOPICS
-from phenoflow.simulate.cohort import simulate_cohort
+from phenoflow.simulate.simulator import simulate_cohort
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -24,8 +24,8 @@ from phenoflow.connectors.subscribe import subscribe
 from phenoflow.core.config import Settings, settings_env
 from phenoflow.core.contract import RhythmDaily, to_builtins
 from phenoflow.offline.features import hourly_features_from_cohort
-from phenoflow.operators.rhythm.state import RhythmState
-from phenoflow.simulate.cohort import simulate_cohort
+from phenoflow.operators.rhythm.rolling import RhythmState
+from phenoflow.simulate.simulator import simulate_cohort
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from phenoflow.connectors.subscribe import subscribe
 from phenoflow.core.config import Settings, load_settings
 from phenoflow.core.contract import ALL_TOPICS
 from phenoflow.flows.pipeline import build_flow
-from phenoflow.simulate.cohort import simulate_cohort
+from phenoflow.simulate.simulator import simulate_cohort
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from phenoflow.core.errors import UserError
 from phenoflow.evaluation.evaluate import evaluate_dir
 from phenoflow.evaluation.provenance import write_thresholds
 from phenoflow.flows.pipeline import build_flow
-from phenoflow.simulate.cohort import simulate_cohort
+from phenoflow.simulate.simulator import simulate_cohort
 
 pytestmark = pytest.mark.integration
 

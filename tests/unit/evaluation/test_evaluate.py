@@ -265,7 +265,7 @@ def test_protocol_finds_the_separating_threshold(tmp_path: Path) -> None:
         assert res.fitted[p] == pytest.approx(fitted.mean())
         # test counts, recounted: every NR30 test day flagged; DRH test days above that split's τ
         test_drh = (roles[:, sl] == TEST) & ~cohort.nr30[sl]
-        fp = sum(int((scores[sl][m] > t).sum()) for m, t, k in zip(test_drh, taus, ok) if k)
+        fp = sum(int((scores[sl][m] > t).sum()) for m, t, k in zip(test_drh, taus, ok, strict=True) if k)
         c = res.confusion[p]
         assert c.fp == fp and c.fp + c.tn == int(test_drh[ok].sum())
         assert c.sensitivity in (None, 1.0)

@@ -12,11 +12,11 @@ from onnx import numpy_helper
 
 torch = pytest.importorskip("torch")
 
-from phenoflow.core.contract import RhythmDaily  # noqa: E402
-from phenoflow.models.autoencoder import DenseAutoencoder, GruSeq2Seq, deterministic  # noqa: E402
-from phenoflow.models.export import export_onnx  # noqa: E402
-from phenoflow.models.train import train_model  # noqa: E402
-from phenoflow.operators.scoring.reconstruction import OnnxScorer  # noqa: E402
+from phenoflow.core.contract import RhythmDaily
+from phenoflow.models.autoencoder import DenseAutoencoder, GruSeq2Seq, deterministic
+from phenoflow.models.export import export_onnx
+from phenoflow.models.train import train_model
+from phenoflow.operators.scoring.reconstruction import OnnxScorer
 
 NAMES = [f"{m}.{s}.w{w}" for m in ("acc", "scr") for s in ("m10", "l5", "ra") for w in (2, 6, 14)]
 
@@ -28,7 +28,7 @@ def records(n_part: int = 3, n_days: int = 40, seed: int = 0) -> list[RhythmDail
     for j in range(n_part):
         for d in range(n_days):
             x = A @ rng.normal(size=2) + 0.2 * rng.normal(size=len(NAMES))
-            feats: dict[str, float | None] = {n: float(v) for n, v in zip(NAMES, x)}
+            feats: dict[str, float | None] = {n: float(v) for n, v in zip(NAMES, x, strict=True)}
             feats["acc.l5.w2"] = None if d % 5 == 0 else feats["acc.l5.w2"]
             feats["const.x.w2"] = 1.0  # constant: dropped
             feats["acc.m10.w4"] = 1.0 + d  # window not in the default subset: dropped

@@ -10,17 +10,17 @@ import pytest
 
 pytest.importorskip("torch")
 
-from phenoflow.connectors.cohort import read_labels  # noqa: E402
-from phenoflow.core.contract import HourlyFeatures, RhythmDaily  # noqa: E402
-from phenoflow.core.errors import UserError  # noqa: E402
-from phenoflow.models.train import (  # noqa: E402
+from phenoflow.connectors.cohort import read_labels
+from phenoflow.core.contract import HourlyFeatures, RhythmDaily
+from phenoflow.core.errors import UserError
+from phenoflow.models.train import (
     error_group,
     fit_feature_spec,
     is_near_relapse,
     train_model,
 )
-from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer  # noqa: E402
-from phenoflow.operators.scoring.reconstruction import OnnxScorer  # noqa: E402
+from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer
+from phenoflow.operators.scoring.reconstruction import OnnxScorer
 
 MODS = ("accel", "screen", "sound", "light")
 METRICS = ("m10", "l5", "is", "periodogram.24")
@@ -48,7 +48,7 @@ def cohort(n_part: int = 6, n_days: int = 80, relapse_day: int = 65, shift: floa
             if relapse and 0 <= (relapse - day).days <= 20:
                 x[idx] += shift
                 shifted.add((pid, day.isoformat()))
-            feats: dict[str, float | None] = {n: float(v) for n, v in zip(NAMES, x)}
+            feats: dict[str, float | None] = {n: float(v) for n, v in zip(NAMES, x, strict=True)}
             if rng.random() < 0.1:
                 feats[NAMES[int(rng.integers(len(NAMES)))]] = None
             recs.append(RhythmDaily(participant=pid, day=day.isoformat(), features=feats, coverage={"w2": 1.0}))
@@ -176,7 +176,7 @@ def test_train_from_topic_dump_and_cohort(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not found"):
         train_from_cohort(tmp_path / "nope", tmp_path / "x.onnx")
     # a (tiny) simulated cohort directory: offline hourly features → RhythmState → training
-    from phenoflow.simulate.cohort import simulate_cohort
+    from phenoflow.simulate.simulator import simulate_cohort
 
     simulate_cohort(tmp_path / "cohort", participants=2, days=12, seed=3, accel_hz=1.0)
     s = train_from_cohort(tmp_path / "cohort", tmp_path / "c.onnx", hidden=8, max_epochs=2, seed=3)

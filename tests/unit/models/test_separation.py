@@ -20,10 +20,10 @@ import pytest
 
 from phenoflow.connectors.cohort import read_labels
 from phenoflow.offline.features import hourly_features_from_cohort
-from phenoflow.operators.rhythm.state import RhythmState
+from phenoflow.operators.rhythm.rolling import RhythmState
 from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer
 from phenoflow.operators.scoring.reconstruction import OnnxScorer
-from phenoflow.simulate.cohort import cohort_truth, simulate_cohort
+from phenoflow.simulate.simulator import cohort_truth, simulate_cohort
 
 pytestmark = pytest.mark.slow
 

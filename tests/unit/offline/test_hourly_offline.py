@@ -76,7 +76,7 @@ def test_offline_equals_direct_aggregation_and_counts_dead_letters(tmp_path: Pat
             if e.participant == p:
                 expect += agg.update(e).records
         expect += agg.flush()
-    key = lambda r: (r.participant, r.hour_start)  # noqa: E731
+    key = lambda r: (r.participant, r.hour_start)
     assert sorted(recs, key=key) == sorted(expect, key=key)
     assert len(recs) == 2 * 30
     assert stats.dead_letters == {"raw.screen": 2}

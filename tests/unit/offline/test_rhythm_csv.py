@@ -12,7 +12,7 @@ import pytest
 from phenoflow.core.contract import HourlyFeatures
 from phenoflow.core.errors import UserError
 from phenoflow.offline.rhythm_csv import rhythm_from_csv
-from phenoflow.operators.rhythm.state import RhythmState
+from phenoflow.operators.rhythm.rolling import RhythmState
 
 MODS = ["accel_mean", "screen_on_s", "call_n"]
 
@@ -61,13 +61,13 @@ def test_csv_lines_equal_the_streaming_stage(tmp_path: Path) -> None:
     for t, vals, filled in rows:
         utc = t.replace(tzinfo=dt.timezone(dt.timedelta(hours=-4)))
         rec = HourlyFeatures(participant="p1", utc_offset_min=-240, hour_start=utc.timestamp(),
-                             local_hour=t.hour, weekday=t.weekday(), features=dict(zip(MODS, vals)),
+                             local_hour=t.hour, weekday=t.weekday(), features=dict(zip(MODS, vals, strict=True)),
                              filled=filled)  # fmt: skip
         streamed += state.update(rec)
     streamed += state.flush()
     assert [ln["day"] for ln in lines] == ["2024-05-01", "2024-05-02", "2024-05-04", "2024-05-05"]
     assert [s.day for s in streamed] == [ln["day"] for ln in lines]
-    for ln, s in zip(lines, streamed):
+    for ln, s in zip(lines, streamed, strict=True):
         assert set(ln) == {"day", "features", "coverage"}
         assert list(ln["features"]) == list(s.features)  # identical names, same order
         assert ln["features"] == s.features

@@ -1,4 +1,4 @@
-"""Tests for the cohort simulator (phenoflow.simulate.cohort).
+"""Tests for the cohort simulator (phenoflow.simulate.simulator).
 
 One module-scoped cohort (6 participants × 80 days, half of them relapsing) is
 written once and read back through the contract decoder; every behavioural
@@ -25,7 +25,7 @@ from sklearn.cluster import DBSCAN
 
 from phenoflow.core.contract import DeadLetter, decode
 from phenoflow.core.errors import UserError
-from phenoflow.simulate.cohort import cohort_truth, simulate_cohort
+from phenoflow.simulate.simulator import cohort_truth, simulate_cohort
 
 START = date(2024, 1, 1)
 N, DAYS, SEED, SHARE = 6, 80, 3, 0.5
@@ -110,7 +110,7 @@ def rest_bins(p: Person, days: int) -> tuple[np.ndarray, np.ndarray]:
     nb = days * 86400 // BIN
     delta = np.zeros(nb + 1, int)
     on_t = None
-    for t, s in zip(p.arr("screen", 0), p.arr("screen", 1)):  # pair each "on" with the next "off"
+    for t, s in zip(p.arr("screen", 0), p.arr("screen", 1), strict=True):  # pair each "on" with the next "off"
         if s == 0:
             on_t = t
         elif s == 1 and on_t is not None:
@@ -404,9 +404,9 @@ def test_calls_sms_and_screen_sessions(cohort) -> None:
         assert np.all(dur[dirs <= 1] > 0) and np.all(dur[dirs > 1] == 0)
         assert set(p.arr("sms", 1).astype(int).tolist()) == {0, 1}
         states = p.arr("screen", 1).astype(int)  # 0 on, 1 off, 2 unlock
-        pairs = set(zip(states[:-1].tolist(), states[1:].tolist()))
+        pairs = set(zip(states[:-1].tolist(), states[1:].tolist(), strict=True))
         allowed = {(0, 2), (0, 1), (2, 1), (1, 0)}
-        valid = np.mean([pr in allowed for pr in zip(states[:-1], states[1:])])
+        valid = np.mean([pr in allowed for pr in zip(states[:-1], states[1:], strict=True)])
         assert valid > 0.95 and allowed <= pairs  # on → (unlock) → off; gaps break a few
         assert np.mean(states[np.flatnonzero(states[1:] == 2)] == 0) > 0.95  # unlock after on
         sessions_per_day = (states == 0).sum() / (DAYS * (1 - 0.3))
@@ -456,7 +456,7 @@ def test_csv_files_match_the_ground_truth(cohort) -> None:
     for t in truth:
         assert list(t.relapse_days) == sorted(t.relapse_days)
         assert all(35 <= r < DAYS for r in t.relapse_days)
-        assert all(b - a >= 45 for a, b in zip(t.relapse_days, t.relapse_days[1:]))
+        assert all(b - a >= 45 for a, b in zip(t.relapse_days, t.relapse_days[1:], strict=False))
         assert [(x - START).days for x in t.relapse_dates] == list(t.relapse_days)
         assert (2 <= len(t.signature) <= 4) if t.relapse_days else not t.signature
 

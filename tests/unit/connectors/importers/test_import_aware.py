@@ -90,7 +90,7 @@ def test_database_export_units_chunks_and_time_zone() -> None:
     chunks = [v for t, v in events if t == "raw.accelerometer"]
     assert all(1 <= len(c["ts"]) <= MAX_CHUNK for c in chunks)
     assert all(len({int(t // 3600) for t in c["ts"]}) == 1 for c in chunks)  # one UTC hour each
-    samples = [(t, x, y, z, c["participant"]) for c in chunks for t, x, y, z in zip(c["ts"], c["x"], c["y"], c["z"])]
+    samples = [(t, x, y, z, c["participant"]) for c in chunks for t, x, y, z in zip(c["ts"], c["x"], c["y"], c["z"], strict=True)]
     assert samples == [(int(r["timestamp"]) / 1000, float(r["double_values_0"]), float(r["double_values_1"]),
                         float(r["double_values_2"]), pseudo("aware", r["device_id"])) for r in acc_rows]
     dev_a, dev_b = (pseudo("aware", d) for d in ("6c0ffee0-aaaa-4bcd-9ef0-device0aware1",

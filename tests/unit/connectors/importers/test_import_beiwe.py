@@ -70,10 +70,10 @@ def test_whole_export_units_and_mappings() -> None:
         want = [(int(r["timestamp"]) / 1000, float(r["x"]) * factor, float(r["z"]) * factor)
                 for r in rows(DATA / raw / "accelerometer")]
         got = [(t, x, z) for tp, c in events if tp == "raw.accelerometer" and c["participant"] == pid
-               for t, x, z in zip(c["ts"], c["x"], c["z"])]
+               for t, x, z in zip(c["ts"], c["x"], c["z"], strict=True)]
         assert got == want
         mags = [math.hypot(*xyz) for tp, c in events if tp == "raw.accelerometer" and c["participant"] == pid
-                for xyz in zip(c["x"], c["y"], c["z"])]
+                for xyz in zip(c["x"], c["y"], c["z"], strict=True)]
         assert 8.0 < sorted(mags)[len(mags) // 2] < 12.0  # both ≈ 1 g once in m/s²
     assert "identifiers device_os" in report.conversions["accelerometer"]
     # power_state: Android on/off; iOS Unlocked → unlock, Locked → off; battery events dropped.

@@ -315,10 +315,10 @@ def test_accel_sums_keep_the_sd_of_a_still_phone() -> None:
     z = [9.81 + rng.gauss(0.0, 0.01) for _ in ts]
     chunks = [acc(ts[i:i + 9], x[i:i + 9], y[i:i + 9], z[i:i + 9]) for i in range(0, 900, 9)]
     _, recs = run(chunks)
-    mags = [math.sqrt(a * a + b * b + c * c) for a, b, c in zip(x, y, z)]
+    mags = [math.sqrt(a * a + b * b + c * c) for a, b, c in zip(x, y, z, strict=True)]
     by = {r.hour_start: r.features for r in recs}
-    in_a = [m for t, m in zip(ts, mags) if t < B]
-    in_b = [m for t, m in zip(ts, mags) if t >= B]
+    in_a = [m for t, m in zip(ts, mags, strict=True) if t < B]
+    in_b = [m for t, m in zip(ts, mags, strict=True) if t >= B]
     for start, ms in ((A, in_a), (B, in_b)):
         assert by[start]["accel_mean"] == pytest.approx(math.fsum(ms) / len(ms), rel=1e-15)
         assert by[start]["accel_sd"] == pytest.approx(statistics.pstdev(ms), rel=1e-9)

@@ -88,7 +88,7 @@ REFERENCE, _ = run(sorted(EVENTS, key=first_ts))
 def arrival_order(events: list[object], seed: int, max_delay: float) -> list[object]:
     """Each event arrives up to ``max_delay`` after its first sample (phones upload in bursts)."""
     delay = np.random.default_rng(seed).uniform(0.0, max_delay, len(events))
-    order = np.argsort([first_ts(e) + d for e, d in zip(events, delay)], kind="stable")
+    order = np.argsort([first_ts(e) + d for e, d in zip(events, delay, strict=True)], kind="stable")
     return [events[i] for i in order]
 
 
@@ -141,7 +141,7 @@ def run_batched(events: list[object], cuts: list[int]) -> tuple[list[HourlyFeatu
     agg = HourlyAggregator()
     recs: list[HourlyFeatures] = []
     late: list[object] = []
-    for a, b in zip([0] + cuts, cuts + [len(events)]):
+    for a, b in zip([0] + cuts, cuts + [len(events)], strict=True):
         step = agg.update_batch(events[a:b])
         recs += step.records
         late += step.late
@@ -152,7 +152,7 @@ def run_batched(events: list[object], cuts: list[int]) -> tuple[list[HourlyFeatu
 def awkward_chunks() -> list[Accelerometer]:
     """Chunks that straddle slot and hour boundaries, lack an offset, or tie on the vote time."""
     h = T0 + 7 * 3600.0  # an hour boundary
-    mk = lambda ts, off, z: Accelerometer(participant=P, utc_offset_min=off, ts=ts,  # noqa: E731
+    mk = lambda ts, off, z: Accelerometer(participant=P, utc_offset_min=off, ts=ts,
                                           x=[0.3] * len(ts), y=[-0.1] * len(ts), z=z)
     return [
         mk([h - 20.0, h - 10.0, h + 10.0, h + 30.0], 60, [9.7, 9.9, 9.8, 9.6]),  # hour (and slot) straddle
@@ -205,6 +205,6 @@ def test_numpy_and_python_reducers_agree(seed: int) -> None:
     assert sorted(pieces_n) == sorted(pieces_p) and sorted(sums_n) == sorted(sums_p)
     # Independent check of the sums: exact rational sums of the per-sample magnitudes.
     for s, k, q1, _ in sums_n:
-        mags = [math.sqrt(x * x + y * y + z * z) for c in chunks for t, x, y, z in zip(c.ts, c.x, c.y, c.z)
+        mags = [math.sqrt(x * x + y * y + z * z) for c in chunks for t, x, y, z in zip(c.ts, c.x, c.y, c.z, strict=True)
                 if t >= cutoff and math.floor(t / 600) == s]
         assert k == len(mags) and abs(Fraction(q1, 2**52) - sum(map(Fraction, mags))) <= Fraction(k, 2**53)

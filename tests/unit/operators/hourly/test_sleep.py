@@ -20,7 +20,7 @@ MID = DAY * 86400.0
 SLOT = 600.0
 
 
-def episode(states: str, start_h: float = -6.0, **kw: float):  # noqa: ANN201
+def episode(states: str, start_h: float = -6.0, **kw: float):
     """States as a string (A active, R rest, . unknown) from local ``start_h`` of DAY, offset 0."""
     st = np.array([{"A": ACTIVE, "R": REST, ".": UNKNOWN}[c] for c in states], np.int8)
     t = MID + start_h * 3600.0 + SLOT * np.arange(st.size)

@@ -34,7 +34,7 @@ from phenoflow.operators.places.geo import (
     spherical_centroid,
     to_radians,
 )
-from phenoflow.simulate.cohort import simulate_cohort
+from phenoflow.simulate.simulator import simulate_cohort
 
 HOME, WORK = (52.0, 13.0), (52.05, 13.1)  # ≈ 8.7 km apart
 
@@ -203,7 +203,7 @@ def exact_labels(lat: np.ndarray, lon: np.ndarray, qlat: np.ndarray, qlon: np.nd
     core = np.zeros(lat.size, bool)
     core[db.core_sample_indices_] = True
     role = np.zeros(lat.size, np.int8)
-    for r, c in zip((PRIMARY, SECONDARY), ranked):
+    for r, c in zip((PRIMARY, SECONDARY), ranked, strict=False):
         role[core & (db.labels_ == c)] = r
     dist, idx = BallTree(x[role > 0], metric="haversine").query(to_radians(qlat, qlon), k=1)
     hit = dist[:, 0] <= eps

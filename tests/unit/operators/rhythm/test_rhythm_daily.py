@@ -16,7 +16,7 @@ from phenoflow.core.contract import (
     encode,
 )
 from phenoflow.core.timebase import local_day_hour
-from phenoflow.operators.rhythm.state import RhythmState
+from phenoflow.operators.rhythm.rolling import RhythmState
 from phenoflow.operators.rhythm.statistics import DEFAULT_MODALITIES, rhythm_features
 
 OFFSET = 120  # UTC+2: local midnight is 22:00 UTC the day before
@@ -38,7 +38,7 @@ def make_cohort(seed: int = 0) -> tuple[list[HourlyFeatures], np.ndarray]:
                 continue  # no record at all: missing hours
             values = 5 + 2 * np.sin(2 * np.pi * h / 24) + rng.gamma(1.0, 1.0, size=M)
             imputed = d == 9 or (d == 15 and h in (0, 1, 2, 3, 4, 5))
-            feats: dict[str, float | None] = dict(zip(DEFAULT_MODALITIES, values.tolist()))
+            feats: dict[str, float | None] = dict(zip(DEFAULT_MODALITIES, values.tolist(), strict=True))
             if d == 5 and h == 7:
                 feats["accel_mean"] = None  # a feature reported missing
             if d == 6:

@@ -49,7 +49,7 @@ def ref_is(x: list[float]) -> float:
     den = sum((v - xbar) ** 2 for v in vals)
     if len(vals) == len(x):  # the literal textbook formula
         return len(x) * sum((p - xbar) ** 2 for p in prof) / (24 * den)
-    return sum(c * (p - xbar) ** 2 for p, c in zip(prof, cnt) if c) / den
+    return sum(c * (p - xbar) ** 2 for p, c in zip(prof, cnt, strict=True) if c) / den
 
 
 def ref_iv(x: list[float]) -> float:

@@ -121,7 +121,7 @@ def test_day_errors_rhythm(tmp_path: Path, weights) -> None:
     W, b = weights
     sc = OnnxScorer(linear_model(tmp_path / "m.onnx", W, b, meta(spec())))
     recs = [
-        rhythm("p1", "2024-01-01", dict(zip(NAMES, [1.0, 2.0, 3.0, 4.0]))),
+        rhythm("p1", "2024-01-01", dict(zip(NAMES, [1.0, 2.0, 3.0, 4.0], strict=True))),
         rhythm("p2", "2024-01-01", {"a.m10.w2": 1.0}),
     ]
     out = sc.day_errors(recs)

@@ -60,7 +60,7 @@ def calibrated(n_cal: int = 14, seed: int = 0, **cfg: object) -> tuple[Participa
     cfg.setdefault("threshold_days", 0)
     sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=n_cal, **cfg))  # type: ignore[arg-type]
     E = errors(n_cal, seed)
-    for d, e in zip(days(n_cal), E):
+    for d, e in zip(days(n_cal), E, strict=True):
         sc.update(d, e)
     return sc, E
 
@@ -120,7 +120,7 @@ def test_threshold_from_the_days_after_the_fit_days() -> None:
     E = errors(20, seed=2)
     E[6:15] *= 50  # huge errors during the threshold phase: still no anomaly
     ds = days(20)
-    outs = [sc.update(d, e, 60) for d, e in zip(ds, E)]
+    outs = [sc.update(d, e, 60) for d, e in zip(ds, E, strict=True)]
     mu, sigma = shrunk_sigma(group_means(E[:6]))
     want = [mahalanobis(g, mu, np.linalg.inv(sigma)) for g in group_means(E[6:15])]
     for i, out in enumerate(outs[:15]):
@@ -164,7 +164,7 @@ def test_anomaly_event_and_contributors() -> None:
 def test_hourly_errors_average_hourly_distances() -> None:
     sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=4, threshold_days=0))
     E = errors(4, rows=24)
-    for d, e in zip(days(4), E):
+    for d, e in zip(days(4), E, strict=True):
         sc.update(d, e)
     mu, sigma = shrunk_sigma(group_means(E.reshape(-1, P)))
     assert np.allclose(sc.covariance, sigma, rtol=1e-8)
@@ -176,7 +176,7 @@ def test_hourly_errors_average_hourly_distances() -> None:
 
 def test_threshold_override_and_thresholds_file(tmp_path: Path) -> None:
     sc = ParticipantScorer("p1", space(), CalibrationConfig(calibration_days=3), threshold=1e9)
-    for d, e in zip(days(3), errors(3)):
+    for d, e in zip(days(3), errors(3), strict=True):
         sc.update(d, e)
     assert sc.threshold == 1e9 and not sc.calibrating  # a given τ skips the threshold phase
     assert sc.update("2024-02-01", errors(1)[0] * 50).anomaly is None
@@ -204,7 +204,7 @@ def test_days_without_enough_data_are_not_scored_or_learned() -> None:
     bad[0] = np.nan
     assert sc.update(ds[2], bad).score.score is None
     assert sc.calibrating and len(sc.calibration_rows) == 0
-    for d, e in zip(ds[3:], E[3:]):
+    for d, e in zip(ds[3:], E[3:], strict=True):
         sc.update(d, e, observed=0.8)
     assert not sc.calibrating
 
@@ -214,11 +214,11 @@ def test_pickle_round_trip_continues_identically_and_is_small() -> None:
     E = errors(50, seed=3)
     E[36:] *= 3  # a deterioration, so anomalies and passive step-ups happen
     ds = days(50)
-    for d, e in zip(ds[:8], E[:8]):
+    for d, e in zip(ds[:8], E[:8], strict=True):
         sc.update(d, e)
     clone = pickle.loads(pickle.dumps(sc))  # mid-calibration
-    a = [sc.update(d, e) for d, e in zip(ds[8:], E[8:])]
-    b = [clone.update(d, e) for d, e in zip(ds[8:], E[8:])]
+    a = [sc.update(d, e) for d, e in zip(ds[8:], E[8:], strict=True)]
+    b = [clone.update(d, e) for d, e in zip(ds[8:], E[8:], strict=True)]
     assert a == b
     assert any(o.anomaly for o in a) and any(o.stepup for o in a)
     blob = pickle.dumps(sc)
@@ -243,7 +243,7 @@ def test_precomputed_group_errors_give_the_same_outcomes() -> None:
     E = errors(12, seed=4)
     E[9:] *= 4
     G = space().reduce(E)  # batch-wise, as OnnxScorer.day_errors does
-    for d, e, g in zip(days(12), E, G):
+    for d, e, g in zip(days(12), E, G, strict=True):
         assert a.update(d, e) == b.update(d, e, grouped=g)
 
 
@@ -262,7 +262,7 @@ def test_warmup_days_are_neither_learned_nor_scored() -> None:
     E = errors(9, seed=6)
     ds = days(9)
     del ds[1]  # a day without any record still counts as a calendar day of the warm-up
-    outs = [sc.update(d, e) for d, e in zip(ds, E)]
+    outs = [sc.update(d, e) for d, e in zip(ds, E, strict=False)]
     # 2024-01-01, -03, -04 fall in the 4-day warm-up; -05, -06, -07 are the fit days
     assert all(o.score.score is None and o.score.calibrating for o in outs[:6])
     assert not sc.calibrating and outs[6].score.score is not None
@@ -292,7 +292,7 @@ def test_threshold_factor_from_config_or_from_the_model() -> None:
                                              factor_setup=CalibrationConfig().setup()), {}),
     ):
         sc = ParticipantScorer("p1", sp, CalibrationConfig(calibration_days=6, threshold_days=9, **cfg))
-        for d, e in zip(days(20), E):
+        for d, e in zip(days(20), E, strict=True):
             sc.update(d, e)
         q = float(np.quantile(sc.calibration_scores, 0.9, method="weibull"))
         want_q = q if want_q is None else want_q

@@ -97,7 +97,7 @@ def days(n: int, start: date = date(2024, 3, 1)) -> list[str]:
 def run_passive(flags: list[bool], config: RiskTierConfig | None = None) -> list[tuple[str, str, str] | None]:
     risk = PassiveRisk(config)
     out = []
-    for day, flag in zip(days(len(flags)), flags):
+    for day, flag in zip(days(len(flags)), flags, strict=True):
         e = risk.update("p1", day, flag, model="m@1")
         out.append((day, e.from_level, e.to_level) if e else None)
     return out
@@ -140,7 +140,7 @@ def test_passive_hysteresis_and_window_expiry() -> None:
     ds = days(60)
     fired = []
     flags = [True] * 4 + [False] * 56  # 4/14 → elevated on day 4
-    for d, f in zip(ds, flags):
+    for d, f in zip(ds, flags, strict=True):
         e = risk.update("p1", d, f)
         fired.append(e)
         if d == ds[3]:
@@ -149,7 +149,7 @@ def test_passive_hysteresis_and_window_expiry() -> None:
     assert risk.tier_name == "low_risk"  # the 4 anomalies left the 14-day window
     # hysteresis: at rate 3/14 = 0.214 ≥ 0.25 − 0.05 the elevated tier is kept
     risk = PassiveRisk(cfg)
-    for d, f in zip(days(14), [True] * 4 + [False] * 10):
+    for d, f in zip(days(14), [True] * 4 + [False] * 10, strict=True):
         risk.update("p1", d, f)
     assert risk.tier_name == "elevated_risk"
     risk.update("p1", days(15)[-1], False)  # day 1 leaves: 3/14

@@ -47,6 +47,21 @@ class RhythmState(PickleSnapshot):
       windows see it) but that day is not re-emitted; older records are dropped. Both
       are counted in ``late``. A repeated hour overwrites the earlier value (e.g. the
       repeated local hour when clocks fall back).
+
+    Two days with the screen on 10 min an hour from 08:00 to 22:00: the most active
+    10 hours average 600 s, the least active 5 hours 0 s, relative amplitude 1.
+
+    >>> from phenoflow.core.contract import HourlyFeatures
+    >>> t0 = 1_717_200_000.0                  # 2024-06-01 00:00 UTC, a Saturday; UTC+0
+    >>> state, days = RhythmState("p1", ["screen_on_s"], windows=[2]), []
+    >>> for h in range(49):                   # two whole days and the first hour of a third
+    ...     on = 600.0 if 8 <= h % 24 < 22 else 0.0
+    ...     days += state.update(HourlyFeatures(participant="p1", utc_offset_min=0, hour_start=t0 + 3600 * h,
+    ...                                         local_hour=h % 24, weekday=5, features={"screen_on_s": on}, filled=0.0))
+    >>> [d.day for d in days]
+    ['2024-06-01', '2024-06-02']
+    >>> {k: days[-1].features[f"screen_on_s.{k}.w2"] for k in ("m10", "l5", "ra")}
+    {'m10': 600.0, 'l5': 0.0, 'ra': 1.0}
     """
 
     def __init__(
