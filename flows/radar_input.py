@@ -21,6 +21,8 @@ from phenoflow.connectors.radar.live import (
 from phenoflow.core.config import Settings
 from phenoflow.flows.stages import OperatorLogic
 
+__all__ = ["radar_events"]
+
 
 def radar_events(raw: Stream, settings: Settings) -> Stream:
     """Source items → ``(participant, contract event)`` or ``(participant or "", DeadLetter)``."""

@@ -46,6 +46,8 @@ from phenoflow.core.errors import UserError
 from phenoflow.core.pseudonym import load_or_create_secret, pseudonymize
 from phenoflow.core.state import PickleSnapshot
 
+__all__ = ["radar_topics", "schema_store", "pseudonymizer", "radar_decoder", "time_zone_history", "LocalTimeState"]
+
 log = logging.getLogger("phenoflow.radar")
 
 #: What the decoder emits, keyed by participant ("" for dead letters without one).

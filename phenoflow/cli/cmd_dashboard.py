@@ -9,6 +9,8 @@ import typer
 
 from phenoflow.cli.app import BootstrapOpt, ConfigOpt, app, err, settings_from_flags
 
+__all__ = ["dashboard"]
+
 
 @app.command()
 def dashboard(

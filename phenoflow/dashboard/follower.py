@@ -25,6 +25,8 @@ from phenoflow.core.config import Settings
 from phenoflow.core.contract import DeadLetter, decode
 from phenoflow.dashboard.view import DashboardView
 
+__all__ = ["FOLLOWED", "Follower"]
+
 log = logging.getLogger("phenoflow.dashboard")
 
 #: Catch-up order (see the module docstring); also the set of topics followed.

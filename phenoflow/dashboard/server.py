@@ -18,6 +18,8 @@ from phenoflow.dashboard.follower import FOLLOWED, Follower
 from phenoflow.dashboard.view import DashboardView
 from phenoflow.dashboard.web import Broadcaster, create_app
 
+__all__ = ["resolve_token", "check_port", "Dashboard", "serve"]
+
 log = logging.getLogger("phenoflow.dashboard")
 
 

@@ -34,8 +34,11 @@ from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
+from phenoflow.core.timebase import local_day_iso
 from phenoflow.dashboard import words
 from phenoflow.operators.hourly.schema import FEATURE_GROUPS, FEATURE_NAMES
+
+__all__ = ["COVERAGE_GROUPS", "MIN_HOURS_PER_DAY", "TRAJECTORIES", "DashboardView"]
 
 _FI = {name: i for i, name in enumerate(FEATURE_NAMES)}
 #: Sensor groups the coverage is reported for ("any" = an hour with data of any sensor).
@@ -57,11 +60,6 @@ TRAJECTORIES: dict[str, tuple[str, str]] = {
 
 def _day_start(day: str) -> float:
     return datetime.combine(date.fromisoformat(day), datetime.min.time(), timezone.utc).timestamp()
-
-
-def local_day(ts: float, utc_offset_min: int | None) -> str:
-    """Local calendar day (ISO) of UTC epoch ``ts`` at offset ``utc_offset_min`` (None = UTC)."""
-    return datetime.fromtimestamp(ts + 60 * (utc_offset_min or 0), timezone.utc).date().isoformat()
 
 
 @dataclass
@@ -157,7 +155,7 @@ class DashboardView:
 
     def _hourly(self, v: object, observed: list[str] | None) -> None:
         p = self._person(v.participant)
-        day = local_day(v.hour_start, v.utc_offset_min)
+        day = local_day_iso(v.hour_start, v.utc_offset_min)
         d = self._day(p, day)
         self.data_now = max(self.data_now, v.hour_start + 3600)
         if d is None:
@@ -242,7 +240,7 @@ class DashboardView:
         if v.event_id in p.alerts:
             return []  # re-sent after a recovery: same event_id, same event
         kind = "anomaly" if topic == "events.anomaly" else "stepup"
-        day = v.day if v.day is not None else local_day(v.ts, v.utc_offset_min)
+        day = v.day if v.day is not None else local_day_iso(v.ts, v.utc_offset_min)
         if self._day(p, day) is None:
             return []
         alert: dict = {"event_id": v.event_id, "participant": v.participant, "kind": kind, "day": day,

@@ -38,6 +38,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from phenoflow.core.contract import AckEvent, DeadLetter, decode, encode
 from phenoflow.dashboard.view import COVERAGE_GROUPS, TRAJECTORIES, DashboardView
 
+__all__ = ["HERE", "COOKIE", "plotly_js", "session_value", "TokenAuth", "Broadcaster", "create_app"]
+
 log = logging.getLogger("phenoflow.dashboard")
 HERE = Path(__file__).parent
 COOKIE = "phenoflow_session"

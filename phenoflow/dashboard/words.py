@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+__all__ = ["FAMILY", "family", "describe", "modality"]
+
 #: Behaviour noun of each hourly feature / rhythm modality, and the words for
 #: "the value went up" / "went down".
 _NOUNS: dict[str, tuple[str, str, str]] = {

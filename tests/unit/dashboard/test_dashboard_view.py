@@ -7,7 +7,8 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from phenoflow.core.contract import AckEvent, AnomalyEvent, Contributor, HourlyFeatures, RhythmDaily, ScoreDaily, StepUpEvent
-from phenoflow.dashboard.view import DashboardView, local_day
+from phenoflow.core.timebase import local_day_iso as local_day
+from phenoflow.dashboard.view import DashboardView
 from phenoflow.operators.hourly.schema import FEATURE_NAMES
 
 D0 = date(2024, 3, 1)
