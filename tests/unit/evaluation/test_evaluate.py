@@ -302,6 +302,27 @@ def test_comparison_runs_lof_and_halfspacetrees_on_the_same_splits(tmp_path: Pat
 def test_comparison_trains_the_onnx_models(tmp_path: Path) -> None:
     root = _synthetic(tmp_path, participants=6, days=70, relapse_share=0.5, effect=3.0, hourly_features=4, seed=7)
     r = evaluate_dir(root, compare="ae:rhythm,gru:hourly", compare_iterations=1)
+    assert [m.model for m in r.comparison] == ["ae:rhythm", "gru:hourly"]
     for m in r.comparison:
         assert m.status == "ok", m.status
         assert m.pooled.tp + m.pooled.fn > 0 and m.pooled.fp + m.pooled.tn > 0
+        # The planted NR30 shift (effect 3 SD) is found: flagged more often on NR30 days than on healthy ones.
+        assert m.pooled.sensitivity > m.pooled.fpr, (m.model, m.pooled)
+
+
+def test_a_constant_scorer_does_not_separate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control for the test above: the same cohort and splits, a model that scores every row 0."""
+    from phenoflow.evaluation import compare
+
+    class Constant:
+        def fit(self, train: object, healthy: object) -> None:
+            pass
+
+        def score(self, view: compare.TableView) -> np.ndarray:
+            return np.zeros(len(view.rows))
+
+    monkeypatch.setattr(compare, "_adapter", lambda *a: Constant())
+    root = _synthetic(tmp_path, participants=6, days=70, relapse_share=0.5, effect=3.0, hourly_features=4, seed=7)
+    (m,) = evaluate_dir(root, compare="ae:rhythm", compare_iterations=1).comparison
+    assert m.status == "ok" and m.pooled.tp + m.pooled.fn > 0
+    assert not m.pooled.sensitivity > m.pooled.fpr
