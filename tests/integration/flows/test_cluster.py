@@ -168,8 +168,10 @@ def test_broker_pause_mid_run_completes_with_full_output(cohort: Path, tmp_path:
         assert _outputs(paused, dedupe=True) == expected
         # The pause fell inside the output: records were written both before it and after it.
         written = _write_times_ms(paused)
-        assert sum(t < paused_at_ms for t in written) > 0
-        assert sum(t > paused_at_ms for t in written) > 0, "all output was written before the pause"
+        before = sum(t < paused_at_ms for t in written)
+        print(f"broker paused with {before} of {len(written)} output records written")
+        assert before > 0
+        assert len(written) - before > 0, "all output was written before the pause"
         # The sink noticed the frozen broker and retried with backoff (connectors/kafka/sink.py).
         assert "Kafka broker not accepting writes" in stderr, stderr[-2000:]
 
