@@ -88,7 +88,7 @@ def main() -> None:
 
         step = max(1, -(-len(lines) // args.kafka_python_limit))
         sample = lines[::step]  # every k-th line: the cohort's mix of topics and sizes
-        print(f"sample for kafka-python: every {step}th line, {len(sample):,} msgs, mean "
+        print(f"sample for kafka-python: 1 line in {step}, {len(sample):,} msgs, mean "
               f"{_mean_bytes(sample):,.0f} B/msg (whole cohort: {_mean_bytes(lines):,.0f} B/msg)")
         kp = load_settings(bootstrap=broker.bootstrap, topic_prefix="bench.kp.")
         kafka_io.ensure_topics(kp, [f.topic for f in files])
