@@ -31,6 +31,12 @@ participant-hour to an output topic:
    at steady state (first 90 % of the input, see :func:`run_quix`) and to the
    last expected message, then stopped with ``app.stop()``.
 
+Durability is the same for both frameworks (``--durable``, the default): phenoflow
+runs with Bytewax recovery (a state snapshot every 5 s) and Quix with its changelog
+topics and its default 5-s commit interval; ``--no-durable`` runs phenoflow without
+recovery and Quix without changelog topics (Quix cannot run without committing
+offsets, so it still commits every 5 s). The plain loop keeps no state.
+
 Reference rows: the flow's source (``connectors/kafka/source.py``) → one map →
 a null sink, the floor of any flow on that source, and the same with Bytewax's
 own ``KafkaSource``. Rates are accelerometer samples/s and discrete
