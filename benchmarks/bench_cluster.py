@@ -6,8 +6,10 @@ real CLI (`python -m bytewax.run` underneath) against the embedded broker:
 * 1 worker (the baseline), 2 workers in one process, 2 processes of 1 worker
   (each configuration run ``--repeats`` times, the best wall time kept);
 * 1 worker with recovery on (snapshots every 10 s and every 1 s);
-* SIGKILL at half time with recovery on, then restart: time until the
-  restarted run finishes, beside the uninterrupted run.
+* SIGKILL once half of the ``features.hourly`` output is on the broker (a
+  consumer counts it while the run goes), recovery on, then restart: time until
+  the restarted run finishes, beside the uninterrupted run, and how many
+  records the restart sent a second time.
 
 Run: ``.venv/bin/python benchmarks/bench_cluster.py [--participants 8 --days 30]``
 """
@@ -23,10 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from confluent_kafka import OFFSET_BEGINNING, KafkaError
+
 from phenoflow.connectors.broker import EmbeddedBroker, free_port
+from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.connectors.kafka.clients import ensure_topics
 from phenoflow.connectors.replay import replay
-from phenoflow.core.config import load_settings, settings_env
+from phenoflow.core.config import Settings, load_settings, settings_env
 from phenoflow.core.contract import ALL_TOPICS
 from phenoflow.simulate.simulator import simulate_cohort
 
@@ -87,20 +92,48 @@ def main() -> None:
         for name, secs, count in rows:
             print(f"{name:<34} {secs:>8.1f} {count / secs:>10,.0f} {base / secs:>11.2f}×")
 
+        total = _count(load_settings(bootstrap=broker.bootstrap, topic_prefix="one0."), "features.hourly")
+        settings = load_settings(bootstrap=broker.bootstrap, topic_prefix="kill.")
         env, n = _prepare(broker.bootstrap, cohort, "kill")
         rec = ["--recovery", str(Path(tmp) / "kill"), "--snapshot-interval", "1"]
+        t0 = time.perf_counter()
         proc = subprocess.Popen([*RUN, *rec], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-        time.sleep(base / 2)
+        seen = _count(settings, "features.hourly", until=total // 2, proc=proc)
+        killed_at = time.perf_counter() - t0
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             resume = _timed([[*RUN, *rec]], env)
-            print(f"SIGKILL at {base / 2:.1f} s, restart with recovery: {resume:.1f} s to finish "
+            again = _count(settings, "features.hourly") - total
+            print(f"SIGKILL at {killed_at:.1f} s with {seen:,} of {total:,} hourly records written, restart with "
+                  f"recovery: {resume:.1f} s to finish, {again:,} records sent again "
                   f"(uninterrupted run: {base:.1f} s; process start-up included in both)")
         else:
             print("the run finished before the kill; use a larger cohort")
 
+
+def _count(settings: Settings, topic: str, until: int | None = None, proc: subprocess.Popen | None = None) -> int:
+    """Records on ``topic``: all of them (to partition EOF), or stop as soon as ``until`` are seen."""
+    full = settings.topic(topic)
+    parts = kafka_io.topic_partitions(settings, full)
+    c = kafka_io.consumer(settings)
+    kafka_io.assign_all(c, full, parts, OFFSET_BEGINNING)
+    n, eof = 0, set()
+    try:
+        while True:
+            for m in c.consume(10_000, timeout=0.1):
+                if m.error() is None:
+                    n += 1
+                    eof.discard(m.partition())
+                elif m.error().code() == KafkaError._PARTITION_EOF:
+                    eof.add(m.partition())
+            if until is None and len(eof) == len(parts):
+                return n
+            if until is not None and (n >= until or (proc is not None and proc.poll() is not None)):
+                return n
+    finally:
+        c.close()
 
 if __name__ == "__main__":
     main()

@@ -113,6 +113,9 @@ class _StubAggregator:
     def flush(self) -> list[Any]:
         return []
 
+    def snapshot(self) -> "_StubAggregator":
+        return self  # stateless: the OperatorState protocol's snapshot is itself
+
 
 def _whole_flow_variants(settings: Settings, flow_cpu: float, run_flow: Callable[..., Any]) -> None:
     """The whole flow again (a) with the aggregator stubbed out, (b) with Python's default GC."""

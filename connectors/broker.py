@@ -5,7 +5,7 @@ its topics: it is for the demo, the tests and local experiments. Production
 uses any Apache Kafka ≥ 3 cluster (see ``deploy/``).
 
 Two properties of this broker shape the rest of phenoflow (measured here, see
-DESIGN.md): a consumer *group* join takes ≈ 23 s, so tools read by partition
+README.md, "Architecture and layout"): a consumer *group* join takes ≈ 23 s, so tools read by partition
 assignment; and its ListOffsets answer for the high watermark can lag the
 real end of a partition, so "read to the end" is detected with librdkafka's
 partition-EOF signal, never with ``get_watermark_offsets``.

@@ -1,4 +1,4 @@
-"""Reading a cohort directory in the replay format (DESIGN.md, "Historical logs").
+"""Reading a cohort directory in the replay format (README.md, "Historical logs (replay format)").
 
 A cohort directory holds one JSON-lines file per raw topic
 (``accelerometer.jsonl[.gz]``, ``screen.jsonl``, ...), ``participants.csv`` and,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable
+from typing import BinaryIO, Callable
 
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError
@@ -22,10 +22,13 @@ from phenoflow.core.errors import UserError
 
 __all__ = ["SubscribeSummary", "dedupe_key", "subscribe"]
 
+#: With ``--group`` and ``--timeout``: the longest wait for the group assignment, seconds.
+GROUP_JOIN_WAIT_S = 120.0
+
 
 @dataclass
 class SubscribeSummary:
-    """What ``subscribe`` read: messages, per-partition counts, wall time, duplicates skipped."""
+    """What one `subscribe` call read: messages (per partition), seconds, duplicates dropped."""
 
     messages: int = 0
     per_partition: Counter[int] = field(default_factory=Counter)
@@ -97,11 +100,12 @@ def subscribe(
     # The idle clock starts at the first fetch answer (a message or a partition's EOF):
     # connecting can take longer than a short --timeout.
     last: float | None = None
+    joined: list[float] = []  # group mode: when the partitions were assigned
     try:
         if group is None:
             kafka_io.assign_all(c, full, partitions, offset)
         else:
-            c.subscribe([full], on_assign=_reset_to(offset) if from_beginning else None)
+            c.subscribe([full], on_assign=_on_assign(offset if from_beginning else None, joined))
         while limit is None or summary.messages < limit:
             want = 10_000 if limit is None else min(10_000, limit - summary.messages)
             batch = c.consume(want, timeout=0.2)
@@ -133,7 +137,7 @@ def subscribe(
                 last = now
                 if on_message:
                     on_message(got)
-            elif timeout is not None and now - (t0 + 10.0 if last is None else last) >= timeout:
+            elif timeout is not None and now - _idle_since(last, t0, group, joined) >= timeout:
                 break
     except KeyboardInterrupt:
         pass
@@ -144,10 +148,25 @@ def subscribe(
     return summary
 
 
-def _reset_to(offset: int) -> Callable[[Any, list], None]:
-    def on_assign(consumer: Any, parts: list) -> None:  # confluent_kafka's Consumer (untyped)
-        for p in parts:
-            p.offset = offset
-        consumer.assign(parts)
+def _idle_since(last: float | None, t0: float, group: str | None, joined: list[float]) -> float:
+    """Start of the idle period for ``--timeout``: the last fetch answer, else connecting
+    (10 s of grace; with a group, from the assignment on, since the join alone takes
+    ≈ 23 s on the embedded broker, up to :data:`GROUP_JOIN_WAIT_S`)."""
+    if last is not None:
+        return last
+    if group is None:
+        return t0 + 10.0
+    return joined[0] + 10.0 if joined else t0 + GROUP_JOIN_WAIT_S
+
+
+def _on_assign(offset: int | None, joined: list[float]) -> Callable[[object, list], None]:
+    """Group assignment callback: note when it came; start at ``offset`` unless None (committed)."""
+
+    def on_assign(consumer: object, parts: list) -> None:
+        joined.append(time.monotonic())
+        if offset is not None:
+            for p in parts:
+                p.offset = offset
+            consumer.assign(parts)  # type: ignore[attr-defined]
 
     return on_assign

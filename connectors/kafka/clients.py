@@ -1,10 +1,10 @@
 """Kafka clients for the CLI tools (admin, replay, subscribe): confluent-kafka.
 
 One client library for the tools. The design card named kafka-python, but
-against the embedded broker kafka-python produces ≈ 11,000 msg/s while the
-replay goal is ≥ 100,000 msg/s; confluent-kafka (librdkafka, already a Bytewax
-dependency) produces ≈ 455,000 msg/s. ``benchmarks/bench_replay.py`` measures
-both in one run.
+against the embedded broker kafka-python stays far below the replay goal of
+≥ 100,000 msg/s while confluent-kafka (librdkafka, already a Bytewax
+dependency) is well above it: ``benchmarks/bench_replay.py`` measures both in
+one run on the same messages, figures in ``benchmarks/README.md``.
 
 Producers use the ``murmur2_random`` partitioner, Java Kafka's default, so a
 participant lands on the same partition whichever client wrote it.
@@ -59,15 +59,27 @@ def unreachable(bootstrap: str) -> UserError:
     )
 
 
+def _client(kind: type, conf: dict[str, object]) -> object:
+    """``kind(conf)``; librdkafka's refusal of a setting (kafka_options) as one UserError line."""
+    try:
+        return kind(conf)
+    except KafkaException as exc:
+        err = exc.args[0]
+        reason = err.str() if isinstance(err, KafkaError) else str(err)
+        raise UserError(f"Kafka client setting rejected: {reason} — fix kafka_options "
+                        "(PHENOFLOW_KAFKA_OPTIONS or the config file)") from None
+
+
 def admin(settings: Settings) -> AdminClient:
-    """An admin client for the configured cluster (librdkafka log noise off)."""
-    return AdminClient({**settings.kafka_config(), **_QUIET})
+    """An admin client with the settings' librdkafka configuration."""
+    return _client(AdminClient, {**settings.kafka_config(), **_QUIET})
 
 
 def list_topics(settings: Settings, timeout: float = 5.0) -> dict[str, int]:
     """Topic name → partition count; raises UserError when the broker does not answer."""
+    client = admin(settings)
     try:
-        meta = admin(settings).list_topics(timeout=timeout)
+        meta = client.list_topics(timeout=timeout)
     except KafkaException:
         raise unreachable(settings.bootstrap) from None
     return {name: len(t.partitions) for name, t in meta.topics.items() if not t.error}
@@ -103,8 +115,8 @@ def ensure_topics(settings: Settings, shorts: Iterable[str], timeout: float = 10
 
 
 def producer(settings: Settings, **extra: object) -> Producer:
-    """A producer with ``PRODUCER_DEFAULTS``; ``extra`` settings override them."""
-    return Producer({**settings.kafka_config(), **PRODUCER_DEFAULTS, **_QUIET, **extra})
+    """A producer: the settings' librdkafka configuration over :data:`PRODUCER_DEFAULTS`."""
+    return _client(Producer, {**settings.kafka_config(), **PRODUCER_DEFAULTS, **_QUIET, **extra})
 
 
 def consumer(settings: Settings, group: str | None = None, **extra: object) -> Consumer:
@@ -118,7 +130,7 @@ def consumer(settings: Settings, group: str | None = None, **extra: object) -> C
         "auto.offset.reset": "earliest",
     }
     conf.update(extra)
-    return Consumer(conf)
+    return _client(Consumer, conf)
 
 
 def topic_partitions(settings: Settings, topic: str, timeout: float = 5.0) -> list[int]:

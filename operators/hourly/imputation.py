@@ -1,4 +1,4 @@
-"""Missing-data rules for hourly feature vectors (Adler et al. 2020; DESIGN.md "Missing data").
+"""Missing-data rules for hourly feature vectors (Adler et al. 2020; docs/hourly.md "Missing data").
 
 * Type 1 — the hour has some data but a feature's sensor was not seen in it:
   the feature is 0-filled.

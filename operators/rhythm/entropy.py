@@ -1,6 +1,6 @@
 """Multiscale sample entropy (Richman & Moorman 2000; Costa et al. 2002), vectorised.
 
-Conventions (DESIGN.md, "Rhythm statistics"; identical to
+Conventions (docs/rhythm.md, "Definitions and conventions"; identical to
 ``nolds.sampen(x, emb_dim=m, tolerance=r, closed=False)`` and
 ``antropy.sample_entropy(x, order=m, tolerance=r)`` for series under 5,000 points):
 

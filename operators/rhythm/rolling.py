@@ -37,7 +37,7 @@ class RhythmState(PickleSnapshot):
     * Buffer: ``float64`` array (days, 24, modalities), the last row being the open
       (newest) local day; NaN marks a missing hour — no record, a feature absent or
       ``None`` in the record, or the whole hour imputed (``filled == 1.0``, a type-2
-      hour counts as missing, DESIGN.md). ~30 KB for the 11 default modalities.
+      hour counts as missing, docs/rhythm.md). ~30 KB for the 11 default modalities.
     * A record's local day and hour: ``hour_start + utc_offset_min``.
     * :meth:`update` writes the record's hour; when a record of a later local day
       arrives, the open day closes and its statistics are returned (windows: that day

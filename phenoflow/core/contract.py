@@ -1,4 +1,4 @@
-"""Event contract v1: typed, validated topic values (see DESIGN.md, "Event contract").
+"""Event contract v1: typed, validated topic values (README.md, "Event contract").
 
 Every Kafka message has key = participant id (UTF-8) and value = one JSON
 object. This module owns the schema of every topic value and the single

@@ -1,6 +1,6 @@
 """Deterministic event ids: the same input gives the same id across replays and restarts.
 
-``events.anomaly`` and ``events.stepup`` carry an ``event_id`` (DESIGN.md, "Event
+``events.anomaly`` and ``events.stepup`` carry an ``event_id`` (README.md, "Event
 contract") so subscribers can de-duplicate: a replay of the same raw logs through
 the same model, or a restart from a Bytewax recovery snapshot that re-emits the
 last events, must produce byte-identical ids. Ids are RFC 4122 version-5 UUIDs

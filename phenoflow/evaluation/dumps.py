@@ -1,6 +1,6 @@
 """Reading a cohort directory for ``phenoflow evaluate`` and ``phenoflow audit``.
 
-Layout (DESIGN.md, "Historical logs"): ``DIR/labels.csv`` (participant,
+Layout (README.md, "Historical logs (replay format)"): ``DIR/labels.csv`` (participant,
 relapse_date ``YYYY-MM-DD``; one row per relapse, an empty date lists a
 participant without relapse), ``DIR/participants.csv`` (participant +
 attribute columns) and ``DIR/outputs/`` holding topic dumps written by

@@ -159,7 +159,7 @@ def _offset_m(lat: float, lon: float, east_m: float, north_m: float) -> tuple[fl
 def _places(rng: np.random.Generator, lat0: float, lon0: float, employment: str) -> tuple[Place, ...]:
     """Home plus work/school and leisure places: 2–4 in all, each ≥ 1.5 km from the others.
 
-    The spacing keeps places apart for DBSCAN with ε = 1 km (DESIGN.md, "Places").
+    The spacing keeps places apart for DBSCAN with ε = 1 km (docs/hourly.md, "Places").
     """
     r = 12_000 * math.sqrt(rng.random())
     a = rng.uniform(0, 2 * math.pi)

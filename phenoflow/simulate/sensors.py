@@ -2,7 +2,7 @@
 
 Each function returns the columns of one raw topic as numpy arrays, with
 ``ts`` in UTC epoch seconds (local seconds − ``utc_offset_min``·60). Missing
-data follows DESIGN.md: type 2 (hours with nothing at all, ``hour_missing``)
+data follows docs/hourly.md ("Missing data"): type 2 (hours with nothing at all, ``hour_missing``)
 drops every stream, type 1 (a sensor silent in an hour while others report)
 drops one sensor for that hour with probability ``dropout``. Call and SMS logs
 are only lost in type-2 hours (the phone was off).

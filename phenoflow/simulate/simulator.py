@@ -1,6 +1,6 @@
 """Simulated CrossCheck-style cohort in the replay format (``phenoflow simulate``).
 
-Writes a cohort directory (DESIGN.md, "Historical logs"): one JSON-lines file
+Writes a cohort directory (README.md, "Historical logs (replay format)"): one JSON-lines file
 per raw topic — ``accelerometer.jsonl`` (or ``.jsonl.gz``), ``screen.jsonl``,
 ``call.jsonl``, ``sms.jsonl``, ``location.jsonl``, ``ambient.jsonl``,
 ``survey.jsonl`` — each line one contract value, every file sorted by ``ts``

@@ -19,6 +19,8 @@ from phenoflow.connectors.kafka.source import (
 )
 from phenoflow.core.config import Settings
 
+pytestmark = pytest.mark.integration
+
 
 def _produce(settings: Settings, counts: dict[str, int]) -> set[tuple[str, bytes]]:
     """``counts[short]`` messages per topic, keyed by 13 participants; returns (full topic, value)."""

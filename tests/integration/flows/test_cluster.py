@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, KafkaError
 
 from phenoflow.connectors.broker import EmbeddedBroker, free_port
+from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.connectors.kafka.clients import ensure_topics, producer
 from phenoflow.connectors.replay import replay
 from phenoflow.connectors.subscribe import subscribe
@@ -107,19 +109,71 @@ def test_sigkill_and_restart_with_recovery_loses_and_duplicates_nothing(cohort: 
     print(f"resume after SIGKILL: {resumed_s:.1f} s to finish")
 
 
+def _first_output(settings: Settings, proc: subprocess.Popen, limit_s: float = 300.0) -> None:
+    """Return as soon as the running flow has written its first ``features.hourly`` record."""
+    full = settings.topic("features.hourly")
+    c = kafka_io.consumer(settings)
+    try:
+        kafka_io.assign_all(c, full, kafka_io.topic_partitions(settings, full), OFFSET_BEGINNING)
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "the run ended before its output could be seen"
+            if any(m.error() is None for m in c.consume(100, timeout=0.2)):
+                return
+        raise AssertionError("no output within the time limit")
+    finally:
+        c.close()
+
+
+def _write_times_ms(settings: Settings) -> list[int]:
+    """Producer timestamps (CreateTime, ms) of every record on the output topics."""
+    c = kafka_io.consumer(settings)
+    times: list[int] = []
+    try:
+        for topic in OUTPUTS:
+            full = settings.topic(topic)
+            parts = kafka_io.topic_partitions(settings, full)
+            kafka_io.assign_all(c, full, parts, OFFSET_BEGINNING)
+            eof: set[int] = set()
+            while len(eof) < len(parts):
+                for m in c.consume(1000, timeout=1.0):
+                    if m.error() is None:
+                        times.append(m.timestamp()[1])
+                    elif m.error().code() == KafkaError._PARTITION_EOF:
+                        eof.add(m.partition())
+    finally:
+        c.close()
+    return times
+
+
 def test_broker_pause_mid_run_completes_with_full_output(cohort: Path, tmp_path: Path) -> None:
     with EmbeddedBroker(port=0, log_file=tmp_path / "broker.log") as own:
         reference = _fresh(own.bootstrap, cohort, "nopause")
         subprocess.run(RUN, env=_env(reference), check=True, capture_output=True, timeout=600)
         expected = _outputs(reference)
         paused = _fresh(own.bootstrap, cohort, "pause")
-        proc = subprocess.Popen(RUN, env=_env(paused), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(2.0)
-        own.pause()
-        time.sleep(20.0)
-        own.resume()
-        assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        log = tmp_path / "run.log"
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(RUN, env=_env(paused), stdout=subprocess.DEVNULL, stderr=err)
+            # Freeze the broker only once output is flowing, while the run is still going.
+            _first_output(paused, proc)
+            own.pause()
+            paused_at_ms = time.time() * 1000.0
+            assert proc.poll() is None
+            time.sleep(20.0)
+            own.resume()
+            code = proc.wait(timeout=600)
+        stderr = log.read_text()
+        assert code == 0, stderr[-2000:]
         assert _outputs(paused, dedupe=True) == expected
+        # The pause fell inside the output: records were written both before it and after it.
+        written = _write_times_ms(paused)
+        before = sum(t < paused_at_ms for t in written)
+        print(f"broker paused with {before} of {len(written)} output records written")
+        assert before > 0
+        assert len(written) - before > 0, "all output was written before the pause"
+        # The sink noticed the frozen broker and retried with backoff (connectors/kafka/sink.py).
+        assert "Kafka broker not accepting writes" in stderr, stderr[-2000:]
 
 
 def test_metrics_endpoint_counts_what_was_replayed(cohort: Path, broker: EmbeddedBroker) -> None:

@@ -7,6 +7,7 @@ topic with a reason.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import math
@@ -25,6 +26,7 @@ from phenoflow.core.config import Settings, settings_env
 from phenoflow.core.contract import RhythmDaily, to_builtins
 from phenoflow.offline.features import hourly_features_from_cohort
 from phenoflow.operators.rhythm.rolling import RhythmState
+from phenoflow.operators.rhythm.statistics import DEFAULT_MODALITIES
 from phenoflow.simulate.simulator import simulate_cohort
 
 pytestmark = pytest.mark.integration
@@ -48,6 +50,11 @@ def _dump(settings: Settings, topic: str) -> list[dict]:
     buf = io.BytesIO()
     subscribe(settings, topic, buf, from_beginning=True, timeout=1.0)
     return [json.loads(line) for line in buf.getvalue().splitlines()]
+
+
+def _local_date(hour_start: float, utc_offset_min: int | None) -> str:
+    local = dt.datetime.fromtimestamp(hour_start, dt.timezone.utc) + dt.timedelta(minutes=utc_offset_min or 0)
+    return local.date().isoformat()
 
 
 def _canon(records: list) -> list[bytes]:
@@ -81,7 +88,17 @@ def test_hourly_and_rhythm_flow_equals_offline_operators(cohort: Path, kafka: Se
         expected += states.setdefault(rec.participant, RhythmState(rec.participant)).update(rec)
     for st in states.values():
         expected += st.flush()
-    assert len(rhythm) == len(expected) == 3 * 5 or len(rhythm) == len(expected)
+    # One record per participant and local day that had at least one measured (not imputed)
+    # hour of a rhythm modality; local day computed here with datetime, not the timebase module.
+    days_with_data = {
+        (r["participant"], _local_date(r["hour_start"], r.get("utc_offset_min")))
+        for r in hourly
+        if r.get("filled", 0.0) < 1.0 and any(r["features"].get(m) is not None for m in DEFAULT_MODALITIES)
+    }
+    assert len({p for p, _ in days_with_data}) == 3
+    assert len(days_with_data) >= 3 * 5  # 5 simulated days each, possibly split over 6 local dates
+    assert len(rhythm) == len(expected) == len(days_with_data)
+    assert {(r["participant"], r["day"]) for r in rhythm} == days_with_data
     assert _canon(rhythm) == _canon(expected)
     some = [v for r in rhythm for k, v in r["features"].items() if k.endswith(".w2") and v is not None]
     assert some and all(math.isfinite(v) for v in some)

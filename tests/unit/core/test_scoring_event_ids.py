@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import uuid
@@ -27,11 +28,38 @@ CASES = [
 ]
 
 
-def test_ids_are_uuid5_in_the_phenoflow_namespace() -> None:
+# RFC 4122 appendix C: the URL namespace. The phenoflow namespace is the uuid5 of the
+# documented URL in it (README, "Event ids").
+RFC4122_NAMESPACE_URL = bytes.fromhex("6ba7b8119dad11d180b400c04fd430c8")
+
+
+def _rfc4122_uuid5(namespace: bytes, name: str) -> str:
+    """Name-based SHA-1 UUID written out from RFC 4122 §4.3 (independent of ``uuid.uuid5``)."""
+    digest = bytearray(hashlib.sha1(namespace + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5 in the high nibble of time_hi
+    digest[8] = (digest[8] & 0x3F) | 0x80  # variant 10xx
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _documented_id(*fields: str) -> str:
+    """The recipe of the README: uuid5(namespace, fields joined by U+001F)."""
+    ns = bytes.fromhex(_rfc4122_uuid5(RFC4122_NAMESPACE_URL, "https://phenoflow.invalid/events/v1").replace("-", ""))
+    return _rfc4122_uuid5(ns, "\x1f".join(fields))
+
+
+def test_ids_follow_the_documented_recipe() -> None:
+    assert str(NAMESPACE) == _rfc4122_uuid5(RFC4122_NAMESPACE_URL, "https://phenoflow.invalid/events/v1")
     got = anomaly_event_id("p1", "2024-03-01", "default@abc")
-    u = uuid.UUID(got)
-    assert u.version == 5
-    assert u == uuid.uuid5(NAMESPACE, "\x1f".join(["anomaly", "p1", "2024-03-01", "default@abc"]))
+    assert uuid.UUID(got).version == 5
+    assert got == _documented_id("anomaly", "p1", "2024-03-01", "default@abc")
+    # survey step-up: float ts by its shortest repr, no model → NUL
+    assert stepup_event_id("p1", "survey", 1_700_000_000.5, "high", "low") == _documented_id(
+        "stepup", "p1", "survey", "1700000000.5", "high", "low", "\x00"
+    )
+    assert stepup_event_id("p1", "passive", "2024-03-01", "low_risk", "high_risk", "m@1") == _documented_id(
+        "stepup", "p1", "passive", "2024-03-01", "low_risk", "high_risk", "m@1"
+    )
 
 
 def test_same_input_same_id_different_input_different_id() -> None:
