@@ -41,6 +41,7 @@ from phenoflow.operators.hourly.pending import ACCEL_Q1, ACCEL_Q2, DISCRETE, Pen
 from phenoflow.operators.hourly.schema import (  # noqa: F401 - re-exported: the stage's public names
     _SLICE,
     CALL_DIRECTIONS,
+    EVENT_LOG_GROUPS,
     FEATURE_GROUPS,
     FEATURE_NAMES,
     SCREEN_STATES,
@@ -48,6 +49,7 @@ from phenoflow.operators.hourly.schema import (  # noqa: F401 - re-exported: the
 )
 from phenoflow.operators.hourly.sleep import longest_rest_episode, rest_states
 from phenoflow.operators.places.clusters import OTHER, PRIMARY, SECONDARY, PlaceModel, PlaceTracker
+from phenoflow.operators.places.frame import PrivateFrame
 
 #: Sensors summarised per rest-state slot (``sleep_slot_s``) for the sleep features.
 SLOT_SENSORS = ("accel", "light", "sound")
@@ -74,7 +76,15 @@ class HourlyAggregator(PickleSnapshot):
     Ambient events in any order and returns the records of every local day the
     watermark closed plus the late events; other event types are ignored.
     ``flush()`` closes everything up to the last hour of data (end of input).
+
+    GPS fixes are rotated into the participant's private frame
+    (:class:`~phenoflow.operators.places.frame.PrivateFrame`) as they arrive, so no
+    raw coordinate is ever part of this state or of a recovery snapshot.
     """
+
+    #: 2: ``observed`` per hour, event-log running hours, observed-only hour-of-day means,
+    #: location state in the private frame.
+    STATE_VERSION = 2
 
     def __init__(self, participant: str | None = None, config: HourlyConfig | None = None) -> None:
         c = self.config = config or HourlyConfig()
@@ -97,6 +107,8 @@ class HourlyAggregator(PickleSnapshot):
                                   c.place_history_bin_s, c.place_refit_days, c.place_swap_margin)
         self._tracker = PlaceTracker()
         self._means = HourOfDayMeans(len(FEATURE_NAMES))
+        self._log_last: dict[str, int] = {}  # event-log group → last UTC hour (index) it reported, closed days
+        self._frame: PrivateFrame | None = None  # derived from the participant id; never pickled
         self._rest = (np.empty(0), np.empty(0), np.empty(0, np.int8))  # slot utc, local, state
 
     @property
@@ -130,6 +142,11 @@ class HourlyAggregator(PickleSnapshot):
                 if self._now - wall < c.idle_wall_s:
                     active.append(t)
         return min(active) - c.allowed_lateness_s
+
+    def __getstate__(self) -> dict[str, object]:
+        state = super().__getstate__()
+        state["_frame"] = None
+        return state
 
     @property
     def pending_hours(self) -> int:
@@ -194,7 +211,13 @@ class HourlyAggregator(PickleSnapshot):
                         self._walk_key = None  # day boundaries may have moved
                     hr.vote = (ts, off)
             stream, add = disc
-            add(hr, ev, ts, slot_s)
+            if kind is Location:  # into the private frame before anything keeps it
+                frame = self._frame
+                if frame is None:
+                    frame = self._frame = PrivateFrame(pid or "")
+                hr.fixes.append((ts, *frame.rotate(ev.lat, ev.lon)))  # type: ignore[attr-defined]
+            else:
+                add(hr, ev, ts, slot_s)
             if h < h_lo:
                 h_lo = h
             if h > h_hi:
@@ -337,6 +360,7 @@ class HourlyAggregator(PickleSnapshot):
         for group, (ix, values) in rows.items():  # one fancy assignment per group, not per hour
             if ix:
                 val[ix, _SLICE[group]], obs[ix, _SLICE[group]] = values, True
+        seen = self._observed_groups(hrs, h0, obs)
 
         out, pid = [], self.participant or ""
         for i, hr in enumerate(hrs):
@@ -345,13 +369,46 @@ class HourlyAggregator(PickleSnapshot):
             vec, filled = impute_hour(val[i], obs[i], car[i], has_data=hr.n_ev > 0,
                                       means=self._means, local_hour=lh)
             if hr.n_ev > 0:
-                self._means.update(lh, vec)
+                self._means.update(lh, val[i], obs[i])
             out.append(HourlyFeatures(
                 participant=pid, utc_offset_min=offs[i], hour_start=float((h0 + i) * 3600), local_hour=lh,
                 weekday=wd, features=dict(zip(FEATURE_NAMES, vec.tolist())), filled=filled,
+                observed=[g for g in FEATURE_GROUPS if seen[g][i]] if hr.n_ev > 0 else [],
             ))
         self._day = day
         return out
+
+    def _observed_groups(self, hrs: list[PendingHour], h0: int, obs: NDArray[np.bool_]
+                         ) -> dict[str, NDArray[np.bool_]]:
+        """Per feature group, the hours of the day in which it was observed (see docs/hourly.md).
+
+        A group is observed in an hour where its sensor reported. An event log
+        (screen, call, SMS) reports only when something happens, so its silence is
+        a measured 0 while the log is observably running: in an hour with phone
+        data, if the log reported within ``log_running_s`` before the hour's end or
+        later on the same local day. Such hours are marked observed in ``obs``
+        (their values are already 0), so the model input and the hour-of-day means
+        take the 0 as a measurement. Sensors that sample (accelerometer, light,
+        sound, voice, location) are never observed without a reading.
+        """
+        n = len(hrs)
+        has = np.fromiter((hr.n_ev > 0 for hr in hrs), bool, n)
+        seen = {g: obs[:, _SLICE[g]].any(axis=1) for g in FEATURE_GROUPS}
+        back = math.ceil(self.config.log_running_s / 3600.0) - 1  # hours before the hour itself
+        for g in EVENT_LOG_GROUPS:
+            hit = np.flatnonzero(seen[g])
+            last = self._log_last.get(g)
+            if hit.size:
+                running = np.ones(n, bool)  # the log reported later this day or within the hour
+                self._log_last[g] = h0 + int(hit[-1])
+            elif last is not None:
+                running = last >= h0 + np.arange(n) - back
+            else:
+                continue
+            fill = running & has & ~seen[g]
+            obs[np.ix_(fill, np.arange(_SLICE[g].start, _SLICE[g].stop))] = True
+            seen[g] = seen[g] | fill
+        return seen
 
     @staticmethod
     def _slot_stats(hrs: list[PendingHour], per: int, put: Callable[[int, str, list[float]], None]

@@ -18,6 +18,7 @@ import numpy as np
 from phenoflow.core.contract import HourlyFeatures, RhythmDaily
 from phenoflow.core.state import PickleSnapshot
 from phenoflow.core.timebase import day_iso, local_day_hour
+from phenoflow.operators.hourly.schema import FEATURE_GROUPS
 
 from .statistics import (
     CONTINUOUS_MODALITIES,
@@ -29,15 +30,46 @@ from .statistics import (
     rhythm_features,
 )
 
-__all__ = ["RhythmState"]
+__all__ = ["RhythmState", "observed_values"]
+
+#: Hourly feature name → the sensor group whose observation it needs.
+_GROUP_OF: dict[str, str] = {f: g for g, names in FEATURE_GROUPS.items() for f in names}
+
+
+def observed_values(record: HourlyFeatures, modalities: Sequence[str]) -> np.ndarray:
+    """The rhythm input of one hourly record: each modality's value, NaN unless really observed.
+
+    A modality that is an hourly feature is present iff its group is in the record's
+    ``observed`` list (docs/hourly.md, "Missing data"): type-1 zeros of a sensor
+    that did not report, type-2 hour-of-day means and carried place time are
+    imputations for the model, not data, so they never enter rhythm statistics.
+    Records without ``observed`` (written before it existed) fall back to the former
+    rule: a type-2 hour (``filled`` = 1) is missing, anything else is present.
+    A value that is null or not finite is missing either way.
+    """
+    vals = np.full(len(modalities), np.nan)
+    seen = record.observed
+    if seen is None and record.filled >= 1.0:
+        return vals
+    feats = record.features
+    for i, name in enumerate(modalities):
+        group = _GROUP_OF.get(name)
+        if seen is not None and group is not None and group not in seen:
+            continue
+        v = feats.get(name)
+        if v is not None and math.isfinite(v):
+            vals[i] = v
+    return vals
+
 
 class RhythmState(PickleSnapshot):
     """Rolling 14-day hourly buffer of one participant → :class:`RhythmDaily` per local day.
 
     * Buffer: ``float64`` array (days, 24, modalities), the last row being the open
-      (newest) local day; NaN marks a missing hour — no record, a feature absent or
-      ``None`` in the record, or the whole hour imputed (``filled == 1.0``, a type-2
-      hour counts as missing, DESIGN.md). ~30 KB for the 11 default modalities.
+      (newest) local day; NaN marks a missing hour of a modality — no record, a
+      feature absent or ``None`` in the record, or its sensor group not in the
+      record's ``observed`` list (:func:`observed_values`), so per-modality coverage
+      counts only really observed hours. ~30 KB for the 11 default modalities.
     * A record's local day and hour: ``hour_start + utc_offset_min``.
     * :meth:`update` writes the record's hour; when a record of a later local day
       arrives, the open day closes and its statistics are returned (windows: that day
@@ -48,6 +80,9 @@ class RhythmState(PickleSnapshot):
       are counted in ``late``. A repeated hour overwrites the earlier value (e.g. the
       repeated local hour when clocks fall back).
     """
+
+    #: 2: values from ``observed`` groups only; ``accel_sd`` replaces ``accel_mean``.
+    STATE_VERSION = 2
 
     def __init__(
         self,
@@ -108,15 +143,7 @@ class RhythmState(PickleSnapshot):
         return self._close()
 
     def _values(self, record: HourlyFeatures) -> np.ndarray:
-        if record.filled >= 1.0:
-            return np.full(len(self.modalities), np.nan)
-        feats = record.features
-        vals = np.full(len(self.modalities), np.nan)
-        for i, name in enumerate(self.modalities):
-            v = feats.get(name)
-            if v is not None and math.isfinite(v):
-                vals[i] = v
-        return vals
+        return observed_values(record, self.modalities)
 
     def _advance(self, n_days: int) -> None:
         if n_days >= self.span:
