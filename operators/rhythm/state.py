@@ -77,8 +77,9 @@ class RhythmState(PickleSnapshot):
     * A day is emitted only if at least one modality had a present hour that day.
     * A record for an already closed day still inside the buffer is written (later
       windows see it) but that day is not re-emitted; older records are dropped. Both
-      are counted in ``late``. A repeated hour overwrites the earlier value (e.g. the
-      repeated local hour when clocks fall back).
+      are counted in ``late``. A re-delivered hour (same ``hour_start``) overwrites
+      the earlier value; the two UTC hours of a repeated local hour (clocks falling
+      back: a 25-hour day) share their slot as the mean of both (:meth:`_write`).
     """
 
     #: 2: values from ``observed`` groups only; ``accel_sd`` replaces ``accel_mean``.
@@ -104,6 +105,10 @@ class RhythmState(PickleSnapshot):
         self.min_coverage = float(min_coverage)
         self.span = max(self.windows)
         self.buffer = np.full((self.span, 24, len(self.modalities)), np.nan)
+        self.starts = np.full((self.span, 24), np.nan)  # hour_start written to each slot
+        # Slots two UTC hours map to (the repeated local hour after a fall-back):
+        # (day, local hour) → {hour_start: values}; the slot holds their mean.
+        self.shared: dict[tuple[int, int], dict[float, np.ndarray]] = {}
         self.open_day: int | None = None
         self.utc_offset_min: int | None = None
         self.dirty = False  # the open day received a present value since its last emission
@@ -127,7 +132,7 @@ class RhythmState(PickleSnapshot):
         if day < self.open_day:
             self.late += 1
         values = self._values(record)
-        self.buffer[row, hour, :] = values
+        self._write(row, day, hour, record.hour_start, values)
         if row == self.span - 1:
             self.utc_offset_min = record.utc_offset_min
             if not np.isnan(values).all():
@@ -145,12 +150,38 @@ class RhythmState(PickleSnapshot):
     def _values(self, record: HourlyFeatures) -> np.ndarray:
         return observed_values(record, self.modalities)
 
+    def _write(self, row: int, day: int, hour: int, start: float, values: np.ndarray) -> None:
+        """Put one hour into its local slot without losing or double-counting an hour.
+
+        The same ``hour_start`` again (a re-delivery) replaces the slot. A second UTC
+        hour on the same local slot — the repeated hour of a 25-hour day — shares
+        it: the slot holds the per-modality mean of the present values of both.
+        """
+        prev = self.starts[row, hour]
+        key = (day, hour)
+        if key not in self.shared and (np.isnan(prev) or prev == start):
+            self.buffer[row, hour, :] = values
+            self.starts[row, hour] = start
+            return
+        group = self.shared.setdefault(key, {float(prev): self.buffer[row, hour, :].copy()})
+        group[float(start)] = values
+        stack = np.stack(list(group.values()))
+        n = (~np.isnan(stack)).sum(axis=0)
+        total = np.where(np.isnan(stack), 0.0, stack).sum(axis=0)
+        self.buffer[row, hour, :] = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
     def _advance(self, n_days: int) -> None:
+        assert self.open_day is not None
+        first = self.open_day + n_days - self.span + 1  # oldest day kept
+        self.shared = {k: v for k, v in self.shared.items() if k[0] >= first}
         if n_days >= self.span:
             self.buffer.fill(np.nan)
+            self.starts.fill(np.nan)
             return
         self.buffer[:-n_days] = self.buffer[n_days:]
         self.buffer[-n_days:] = np.nan
+        self.starts[:-n_days] = self.starts[n_days:]
+        self.starts[-n_days:] = np.nan
 
     def _close(self) -> list[RhythmDaily]:
         if self.open_day is None or not self.dirty:

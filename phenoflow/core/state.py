@@ -28,7 +28,9 @@ class StateVersionError(UserError):
 
     def __init__(self, cls: str, found: int, expected: int) -> None:
         super().__init__(f"recovery snapshot of {cls} has state version {found}, this phenoflow needs "
-                         f"{expected}")
+                         f"{expected} — delete the recovery directory or run with `phenoflow run "
+                         "--recovery NEW_DIR` (docs/deploy.md, \"Reset recovery\")")
+        self.short = f"{cls} state version {found}, expected {expected}"
         self.cls, self.found, self.expected = cls, found, expected
 
 
