@@ -49,19 +49,22 @@ def run(
         raise UserError("--recovery and --no-recovery contradict each other — pass one")
     if recovery is None and not no_recovery and not until_end:
         recovery = Path(".phenoflow") / "recovery"
+    if recovery is not None and recovery.is_dir():
+        from phenoflow.flows.recovery import check_state_versions
+
+        check_state_versions(recovery)  # snapshots of another state layout: one line, before anything starts
     ensure_topics(settings, ALL_TOPICS)
     cmd = [sys.executable, "-m", "bytewax.run",
            f"phenoflow.flows.pipeline:get_flow({','.join(chosen)!r}, {until_end})", "-w", str(workers)]
     if process_id is not None:
         cmd += ["-i", str(process_id), "-a", str(addresses)]
     if recovery is not None:
-        from phenoflow.flows.recovery import check_state_versions, prepare_recovery
+        from phenoflow.flows.recovery import prepare_recovery
 
         if snapshot_interval < 1:
             raise UserError(f"--snapshot-interval {snapshot_interval} must be ≥ 1 second")
         cluster = None if process_id is None else (process_id, len(str(addresses).split(";")))
         cmd += prepare_recovery(recovery, max(4, workers), snapshot_s=snapshot_interval, process=cluster)
-        check_state_versions(recovery)
     if not settings.metrics_port:
         # The progress line reads the flow's own /metrics; without a port asked for, use a free one.
         from phenoflow.connectors.broker import free_port
