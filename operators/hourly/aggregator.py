@@ -290,15 +290,14 @@ class HourlyAggregator(PickleSnapshot):
             hr = self._hours.get(h)
             if hr is not None and hr.vote is not None:
                 off = hr.vote[1]
-            start = h * 3600.0 + off * 60.0
-            d = math.floor(start / 86400.0)
+            d = local_day_hour(h * 3600.0, off)[0]
             if day is None:
                 day = d if self._day is None else max(d, self._day + 1)
             elif d > day:
                 return (h - 1, day) if final or wm >= (h + 1) * 3600.0 else None
             if not final and wm < (h + 1) * 3600.0:
                 return None
-            if math.floor((start + 3600.0) / 86400.0) > day or (final and h >= self._last_hour):
+            if local_day_hour(h * 3600.0 + 3600.0, off)[0] > day or (final and h >= self._last_hour):
                 return h, day
             h += 1
 
