@@ -37,11 +37,11 @@ from phenoflow.core.contract import Accelerometer, Ambient, Call, HourlyFeatures
 from phenoflow.core.state import PickleSnapshot
 from phenoflow.core.timebase import local_day_hour, local_weekday
 from phenoflow.operators.hourly.imputation import HourOfDayMeans, impute_hour
+from phenoflow.operators.hourly.observation import observed_groups
 from phenoflow.operators.hourly.pending import ACCEL_Q1, ACCEL_Q2, DISCRETE, PendingHour, add_accel_batch, sd
 from phenoflow.operators.hourly.schema import (  # noqa: F401 - re-exported: the stage's public names
     _SLICE,
     CALL_DIRECTIONS,
-    EVENT_LOG_GROUPS,
     FEATURE_GROUPS,
     FEATURE_NAMES,
     SCREEN_STATES,
@@ -359,7 +359,8 @@ class HourlyAggregator(PickleSnapshot):
         for group, (ix, values) in rows.items():  # one fancy assignment per group, not per hour
             if ix:
                 val[ix, _SLICE[group]], obs[ix, _SLICE[group]] = values, True
-        seen = self._observed_groups(hrs, h0, obs)
+        has = np.fromiter((hr.n_ev > 0 for hr in hrs), bool, n)
+        seen = observed_groups(obs, has, h0, self._log_last, self.config.log_running_s)
 
         out, pid = [], self.participant or ""
         for i, hr in enumerate(hrs):
@@ -376,38 +377,6 @@ class HourlyAggregator(PickleSnapshot):
             ))
         self._day = day
         return out
-
-    def _observed_groups(self, hrs: list[PendingHour], h0: int, obs: NDArray[np.bool_]
-                         ) -> dict[str, NDArray[np.bool_]]:
-        """Per feature group, the hours of the day in which it was observed (see docs/hourly.md).
-
-        A group is observed in an hour where its sensor reported. An event log
-        (screen, call, SMS) reports only when something happens, so its silence is
-        a measured 0 while the log is observably running: in an hour with phone
-        data, if the log reported within ``log_running_s`` before the hour's end or
-        later on the same local day. Such hours are marked observed in ``obs``
-        (their values are already 0), so the model input and the hour-of-day means
-        take the 0 as a measurement. Sensors that sample (accelerometer, light,
-        sound, voice, location) are never observed without a reading.
-        """
-        n = len(hrs)
-        has = np.fromiter((hr.n_ev > 0 for hr in hrs), bool, n)
-        seen = {g: obs[:, _SLICE[g]].any(axis=1) for g in FEATURE_GROUPS}
-        back = math.ceil(self.config.log_running_s / 3600.0) - 1  # hours before the hour itself
-        for g in EVENT_LOG_GROUPS:
-            hit = np.flatnonzero(seen[g])
-            last = self._log_last.get(g)
-            if hit.size:
-                running = np.ones(n, bool)  # the log reported later this day or within the hour
-                self._log_last[g] = h0 + int(hit[-1])
-            elif last is not None:
-                running = last >= h0 + np.arange(n) - back
-            else:
-                continue
-            fill = running & has & ~seen[g]
-            obs[np.ix_(fill, np.arange(_SLICE[g].start, _SLICE[g].stop))] = True
-            seen[g] = seen[g] | fill
-        return seen
 
     @staticmethod
     def _slot_stats(hrs: list[PendingHour], per: int, put: Callable[[int, str, list[float]], None]

@@ -105,7 +105,7 @@ def test_private_frame_keeps_distances() -> None:
     rng = np.random.default_rng(2)
     lat, lon = rng.uniform(-80, 80, 200), rng.uniform(-180, 180, 200)
     frame = PrivateFrame("p7")
-    rot = np.array([frame.rotate(a, b) for a, b in zip(lat, lon)])
+    rot = np.array([frame.rotate(a, b) for a, b in zip(lat, lon, strict=True)])
     d0 = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
     d1 = haversine_m(rot[:-1, 0], rot[:-1, 1], rot[1:, 0], rot[1:, 1])
     np.testing.assert_allclose(d1, d0, rtol=1e-9, atol=1e-6)

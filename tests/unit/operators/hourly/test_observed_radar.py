@@ -54,7 +54,7 @@ def sample() -> dict[str, object]:
         seen["accel"].append(t)
     for samples in minute.values():
         samples.sort()
-        ts, x, y, z = (list(c) for c in zip(*samples))
+        ts, x, y, z = (list(c) for c in zip(*samples, strict=True))
         events.append(Accelerometer(participant=P, utc_offset_min=offset(ts[-1]), ts=ts, x=x, y=y, z=z))
     for r in rows("android_phone_light"):
         t = float(r["value.time"])
