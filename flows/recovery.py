@@ -7,13 +7,16 @@ of its topics on restart.
 
 from __future__ import annotations
 
+import pickle
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from phenoflow.core.errors import UserError
+from phenoflow.core.state import StateVersionError
 
 __all__ = ["SNAPSHOT_INTERVAL_S", "BACKUP_INTERVAL_S", "prepare_recovery"]
 
@@ -56,3 +59,38 @@ def _init(directory: Path, count: int) -> None:
     if res.returncode != 0:
         last = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit code {res.returncode}"
         raise UserError(f"could not create recovery partitions in {directory}: {last} — check the path's permissions")
+
+
+#: The latest snapshot of every (step, key) in a Bytewax recovery partition.
+_LATEST = """SELECT ser_change FROM snaps AS s WHERE ser_change IS NOT NULL AND snap_epoch =
+             (SELECT MAX(snap_epoch) FROM snaps WHERE step_id = s.step_id AND state_key = s.state_key)"""
+
+
+def check_state_versions(directory: Path) -> int:
+    """Refuse a recovery directory whose snapshots hold state of another layout; return snapshots checked.
+
+    Every state class carries a ``STATE_VERSION`` (phenoflow/core/state.py) and
+    refuses to unpickle another. Bytewax would hit that inside the dataflow, with a
+    traceback; checking here first gives one line that names the directory and the
+    fix. Bytewax stores each snapshot as a plain pickle in ``snaps.ser_change``.
+    """
+    checked = 0
+    for part in sorted(Path(directory).glob("part-*.sqlite3")):
+        try:
+            with sqlite3.connect(f"file:{part}?mode=ro", uri=True) as db:
+                rows = db.execute(_LATEST).fetchall()
+        except sqlite3.Error:
+            continue  # not a snapshot store this version can read: Bytewax reports it
+        for (blob,) in rows:
+            try:
+                pickle.loads(blob)
+            except StateVersionError as exc:
+                raise UserError(
+                    f"recovery directory {directory} was written by another phenoflow version ({exc.short}) — "
+                    f"delete {directory} to start over from the topics, or run with "
+                    "`phenoflow run --recovery NEW_DIR` (docs/deploy.md, \"Reset recovery\")"
+                ) from None
+            except Exception:  # noqa: BLE001,S112 - anything else is Bytewax's to report on resume
+                continue
+            checked += 1
+    return checked

@@ -48,7 +48,7 @@ class _ParticipantScoring(PickleSnapshot):
 
     def __getstate__(self) -> dict[str, Any]:
         # The error space is rebuilt from the loaded model on restore (it holds feature names).
-        return {**self.__dict__, "space": None}
+        return {**super().__getstate__(), "space": None}
 
     def update_batch(self, days: list[DayErrors], now: float | None = None) -> list[Any]:
         return [x for day in days for x in self.update(day)]

@@ -32,6 +32,7 @@ from phenoflow.core.errors import UserError
 from phenoflow.core.timebase import local_day_iso
 from phenoflow.operators.scoring.calibration import CalibrationConfig, estimate_threshold_factor
 from phenoflow.operators.scoring.reconstruction import (
+    CONTEXT_INPUTS,
     METADATA_FORMAT,
     SEQ_LEN,
     WINDOW_SUFFIX,
@@ -289,6 +290,8 @@ def train_model(
 
     all_names = sorted({n for i in train_idx for n in features_of(records[i])})
     names = _window_filter(all_names, windows if input_kind == "rhythm" else None)
+    if input_kind == "hourly" and names:
+        names = names + list(CONTEXT_INPUTS)  # hour of day, day of week, filled: as the seed
     if not names:
         raise UserError("the training records carry no features — check the input data")
     spec, n_null, n_const = fit_feature_spec(

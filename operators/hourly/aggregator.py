@@ -37,6 +37,7 @@ from phenoflow.core.contract import Accelerometer, Ambient, Call, HourlyFeatures
 from phenoflow.core.state import PickleSnapshot
 from phenoflow.core.timebase import local_day_hour, local_weekday
 from phenoflow.operators.hourly.imputation import HourOfDayMeans, impute_hour
+from phenoflow.operators.hourly.observation import observed_groups
 from phenoflow.operators.hourly.pending import ACCEL_Q1, ACCEL_Q2, DISCRETE, PendingHour, add_accel_batch, sd
 from phenoflow.operators.hourly.schema import (
     CALL_DIRECTIONS,
@@ -48,6 +49,7 @@ from phenoflow.operators.hourly.schema import (
 )
 from phenoflow.operators.hourly.sleep import longest_rest_episode, rest_states
 from phenoflow.operators.places.clusters import OTHER, PRIMARY, SECONDARY, PlaceModel, PlaceTracker
+from phenoflow.operators.places.frame import PrivateFrame
 
 # The schema's names are re-exported: they are the stage's public names.
 __all__ = ["SLOT_SENSORS", "STREAMS", "HourlyStep", "HourlyAggregator",
@@ -79,6 +81,10 @@ class HourlyAggregator(PickleSnapshot):
     watermark closed plus the late events; other event types are ignored.
     ``flush()`` closes everything up to the last hour of data (end of input).
 
+    GPS fixes are rotated into the participant's private frame
+    (:class:`~phenoflow.operators.places.frame.PrivateFrame`) as they arrive, so no
+    raw coordinate is ever part of this state or of a recovery snapshot.
+
     >>> from phenoflow.core.contract import Call, Screen
     >>> t0 = 1_717_200_000.0                  # 2024-06-01 00:00 UTC; the phone is at UTC+1
     >>> agg = HourlyAggregator("p1")
@@ -91,6 +97,10 @@ class HourlyAggregator(PickleSnapshot):
     >>> [(h.local_hour, h.features["screen_on_s"], h.features["call_s"]) for h in agg.flush()]
     [(1, 900.0, 0.0), (2, 0.0, 90.0)]
     """
+
+    #: 2: ``observed`` per hour, event-log running hours, observed-only hour-of-day means,
+    #: location state in the private frame.
+    STATE_VERSION = 2
 
     def __init__(self, participant: str | None = None, config: HourlyConfig | None = None) -> None:
         c = self.config = config or HourlyConfig()
@@ -113,6 +123,8 @@ class HourlyAggregator(PickleSnapshot):
                                   c.place_history_bin_s, c.place_refit_days, c.place_swap_margin)
         self._tracker = PlaceTracker()
         self._means = HourOfDayMeans(len(FEATURE_NAMES))
+        self._log_last: dict[str, int] = {}  # event-log group → last UTC hour (index) it reported, closed days
+        self._frame: PrivateFrame | None = None  # derived from the participant id; never pickled
         self._rest = (np.empty(0), np.empty(0), np.empty(0, np.int8))  # slot utc, local, state
 
     @property
@@ -149,6 +161,11 @@ class HourlyAggregator(PickleSnapshot):
                 if self._now - wall < c.idle_wall_s:
                     active.append(t)
         return min(active) - c.allowed_lateness_s
+
+    def __getstate__(self) -> dict[str, object]:
+        state = super().__getstate__()
+        state["_frame"] = None
+        return state
 
     @property
     def pending_hours(self) -> int:
@@ -213,7 +230,13 @@ class HourlyAggregator(PickleSnapshot):
                         self._walk_key = None  # day boundaries may have moved
                     hr.vote = (ts, off)
             stream, add = disc
-            add(hr, ev, ts, slot_s)
+            if kind is Location:  # into the private frame before anything keeps it
+                frame = self._frame
+                if frame is None:
+                    frame = self._frame = PrivateFrame(pid or "")
+                hr.fixes.append((ts, *frame.rotate(ev.lat, ev.lon)))  # type: ignore[attr-defined]
+            else:
+                add(hr, ev, ts, slot_s)
             if h < h_lo:
                 h_lo = h
             if h > h_hi:
@@ -286,15 +309,14 @@ class HourlyAggregator(PickleSnapshot):
             hr = self._hours.get(h)
             if hr is not None and hr.vote is not None:
                 off = hr.vote[1]
-            start = h * 3600.0 + off * 60.0
-            d = math.floor(start / 86400.0)
+            d = local_day_hour(h * 3600.0, off)[0]
             if day is None:
                 day = d if self._day is None else max(d, self._day + 1)
             elif d > day:
                 return (h - 1, day) if final or wm >= (h + 1) * 3600.0 else None
             if not final and wm < (h + 1) * 3600.0:
                 return None
-            if math.floor((start + 3600.0) / 86400.0) > day or (final and h >= self._last_hour):
+            if local_day_hour(h * 3600.0 + 3600.0, off)[0] > day or (final and h >= self._last_hour):
                 return h, day
             h += 1
 
@@ -357,6 +379,8 @@ class HourlyAggregator(PickleSnapshot):
         for group, (ix, values) in rows.items():  # one fancy assignment per group, not per hour
             if ix:
                 val[ix, GROUP_SLICES[group]], obs[ix, GROUP_SLICES[group]] = values, True
+        has = np.fromiter((hr.n_ev > 0 for hr in hrs), bool, n)
+        seen = observed_groups(obs, has, h0, self._log_last, self.config.log_running_s)
 
         out, pid = [], self.participant or ""
         for i, hr in enumerate(hrs):
@@ -365,10 +389,11 @@ class HourlyAggregator(PickleSnapshot):
             vec, filled = impute_hour(val[i], obs[i], car[i], has_data=hr.n_ev > 0,
                                       means=self._means, local_hour=lh)
             if hr.n_ev > 0:
-                self._means.update(lh, vec)
+                self._means.update(lh, val[i], obs[i])
             out.append(HourlyFeatures(
                 participant=pid, utc_offset_min=offs[i], hour_start=float((h0 + i) * 3600), local_hour=lh,
                 weekday=wd, features=dict(zip(FEATURE_NAMES, vec.tolist(), strict=True)), filled=filled,
+                observed=[g for g in FEATURE_GROUPS if seen[g][i]] if hr.n_ev > 0 else [],
             ))
         self._day = day
         return out

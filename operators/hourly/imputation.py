@@ -3,9 +3,10 @@
 * Type 1 — the hour has some data but a feature's sensor was not seen in it:
   the feature is 0-filled.
 * Type 2 — the hour has no data at all: every feature takes that
-  participant's mean for the same local hour of day, over the earlier hours
-  that were not type 2 (:class:`HourOfDayMeans`). Before any such history the
-  value is 0.
+  participant's mean for the same local hour of day over the earlier hours in
+  which that feature was *observed* (:class:`HourOfDayMeans`; type-1 zeros and
+  carried place time are not measurements and stay out of it). Before any such
+  history the value is 0.
 * Location — hours without a fix "stay at the last known place": the caller
   passes the carried-forward place seconds (and distance 0) as ``carried``;
   they replace both the 0-fill and the hour-of-day mean.
@@ -24,22 +25,21 @@ __all__ = ["HourOfDayMeans", "impute_hour"]
 
 
 class HourOfDayMeans:
-    """Running per-local-hour-of-day means of feature vectors (24 × F sums and counts)."""
+    """Running per-local-hour-of-day means of observed feature values (24 × F sums and counts)."""
 
     def __init__(self, n_features: int) -> None:
         self.sum = np.zeros((24, n_features))
-        self.n = np.zeros(24, np.int64)
+        self.n = np.zeros((24, n_features), np.int64)
 
-    def update(self, local_hour: int, values: NDArray[np.float64]) -> None:
-        """Add one non-type-2 hour's (already type-1-filled) feature vector."""
-        self.sum[local_hour] += values
-        self.n[local_hour] += 1
+    def update(self, local_hour: int, values: NDArray[np.float64], observed: NDArray[np.bool_]) -> None:
+        """Add the observed features of one non-type-2 hour (``values`` where ``observed``)."""
+        self.sum[local_hour] += np.where(observed, values, 0.0)
+        self.n[local_hour] += observed
 
     def mean(self, local_hour: int) -> NDArray[np.float64]:
-        """Mean vector for ``local_hour``; zeros while that hour has no history."""
-        if self.n[local_hour] == 0:
-            return np.zeros(self.sum.shape[1])
-        return self.sum[local_hour] / self.n[local_hour]
+        """Mean vector for ``local_hour``; 0 for a feature never observed at that hour."""
+        n = self.n[local_hour]
+        return np.divide(self.sum[local_hour], n, out=np.zeros(self.sum.shape[1]), where=n > 0)
 
 
 def impute_hour(

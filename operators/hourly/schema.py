@@ -29,6 +29,9 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "voice": ("conversation_n", "conversation_s"),
     "sleep": ("sleep_onset_h", "sleep_wake_h", "sleep_duration_h"),
 }
+#: Groups whose sensor is an event log (it reports only when something happens): their
+#: silence is a measured 0 while the log is observably running (``log_running_s``).
+EVENT_LOG_GROUPS: tuple[str, ...] = ("screen", "call", "sms")
 #: Every feature of a features.hourly record, in a fixed order.
 FEATURE_NAMES: list[str] = [name for group in FEATURE_GROUPS.values() for name in group]
 _ENDS = list(accumulate(len(g) for g in FEATURE_GROUPS.values()))
@@ -51,6 +54,7 @@ class HourlyConfig:
     place_carry_max_s: float = 12 * 3600.0  #: "stay at last known place" for at most this long
     distance_jitter_m: float = 50.0  #: moves shorter than this from the anchor are GPS noise
     screen_session_max_s: float = 4 * 3600.0  #: a session without "off" ends after this long
+    log_running_s: float = 48 * 3600.0  #: an event log that reported this recently (or later that day) is running
     conversation_gap_s: float = 600.0  #: voice=true readings further apart start a new conversation
     sleep_slot_s: int = 600  #: rest-state grid; must divide 3600
     sleep_still_sd: float = 0.2  #: m/s², SD of ‖a‖ in a slot above which the phone moved
@@ -64,7 +68,7 @@ class HourlyConfig:
         if self.sleep_slot_s <= 0 or 3600 % self.sleep_slot_s:
             raise UserError(f"sleep_slot_s={self.sleep_slot_s} must divide 3600 — use e.g. 300 or 600")
         for name in ("allowed_lateness_s", "idle_timeout_s", "idle_wall_s", "place_eps_m", "place_carry_max_s",
-                     "screen_session_max_s", "conversation_gap_s", "distance_jitter_m"):
+                     "screen_session_max_s", "conversation_gap_s", "distance_jitter_m", "log_running_s"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name}={getattr(self, name)} is negative — use a value ≥ 0")
         if self.place_min_samples < 1 or self.place_refit_days < 1:

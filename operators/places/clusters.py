@@ -54,6 +54,7 @@ from numpy.typing import NDArray
 from sklearn.cluster import DBSCAN
 from sklearn.neighbors import BallTree
 
+from phenoflow.core.state import VERSION_KEY, check_state_version
 from phenoflow.operators.places.geo import (
     EARTH_RADIUS_M,
     haversine1_m,
@@ -135,13 +136,20 @@ class PlaceModel:
         self._closes_since_fit = 0
         self._index: _Index | None = None  # derived from role; None = rebuild on next label
 
+    #: Layout version of the pickled state (recovery snapshots); bump on incompatible changes.
+    #: 2: history in the participant's private frame (``lat``/``lon`` rotated, see :mod:`.frame`).
+    STATE_VERSION = 2
+
     def __getstate__(self) -> dict[str, Any]:
         # The ball tree is derived data (rebuilt in ~0.1 ms): snapshots keep only the history and roles.
         state = self.__dict__.copy()
         del state["_index"]
+        state[VERSION_KEY] = self.STATE_VERSION
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        check_state_version(type(self), state)
+        state.pop(VERSION_KEY, None)
         self.__dict__.update(state)
         self._index = None
 

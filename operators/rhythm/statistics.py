@@ -65,8 +65,10 @@ __all__ = [
     "feature_names",
 ]
 
-#: Continuous hourly series: IS and IV apply.
-CONTINUOUS_MODALITIES: tuple[str, ...] = ("accel_mean", "light_lux_mean", "sound_db_mean")
+#: Continuous hourly series: IS and IV apply. Activity is ``accel_sd`` (SD of ‖a‖ in the
+#: hour), not ``accel_mean``: the mean of ‖a‖ is ≈ g = 9.81 m/s² whether the person walks
+#: or sleeps, so it carries almost no rhythm (docs/rhythm.md, "Activity").
+CONTINUOUS_MODALITIES: tuple[str, ...] = ("accel_sd", "light_lux_mean", "sound_db_mean")
 #: Count / duration hourly series: no IS/IV (call_n, call_s, sms_n are totals over directions).
 COUNT_MODALITIES: tuple[str, ...] = (
     "screen_on_s",

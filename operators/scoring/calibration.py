@@ -57,6 +57,7 @@ from sklearn.covariance import ledoit_wolf_shrinkage
 from phenoflow.core.contract import AnomalyEvent, Contributor, ScoreDaily, StepUpEvent
 from phenoflow.core.errors import UserError
 from phenoflow.core.event_ids import anomaly_event_id
+from phenoflow.core.state import VERSION_KEY, check_state_version
 from phenoflow.operators.scoring.reconstruction import DayErrors, ErrorSpace, lookup_space
 from phenoflow.operators.stepup.passive import PassiveRisk, RiskTierConfig
 
@@ -275,14 +276,19 @@ class ParticipantScorer:
 
     # --- pickling: drop the shared ErrorSpace, re-resolve by model id -----------------
 
+    #: Layout version of the pickled state (recovery snapshots); bump on incompatible changes.
+    STATE_VERSION = 1
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_space"] = None
+        state[VERSION_KEY] = self.STATE_VERSION
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state.setdefault("first_day", "0001-01-01")  # snapshots from before the warm-up: none
-        state.setdefault("threshold_source", "calibration")  # snapshots from before the field
+        check_state_version(type(self), state)
+        state.pop(VERSION_KEY, None)
+        state.setdefault("threshold_source", "calibration")  # a field newer than the state version
         self.__dict__.update(state)
 
     @property

@@ -65,8 +65,40 @@ def field_of(record: Any, name: str) -> Any:
     return getattr(record, name, None)
 
 
+#: Context inputs of hourly models, as in the seed (Adler et al. 2020): hour of day as
+#: sin/cos of 2π·local_hour/24, day of week (Monday = 0), and ``filled`` — taken from the
+#: record's fields, not its ``features``. Training adds them for ``--input hourly``.
+CONTEXT_INPUTS: tuple[str, ...] = ("ctx.hour_sin", "ctx.hour_cos", "ctx.weekday", "ctx.filled")
+
+
+def _context_column(records: Sequence[Any], name: str) -> np.ndarray:
+    """One context input (:data:`CONTEXT_INPUTS`) of each record, float64, NaN where the field is absent."""
+    field = {"ctx.hour_sin": "local_hour", "ctx.hour_cos": "local_hour", "ctx.weekday": "weekday",
+             "ctx.filled": "filled"}[name]
+    raw = np.array([np.nan if (v := field_of(r, field)) is None else float(v) for r in records], np.float64)
+    if name == "ctx.hour_sin":
+        return np.sin(2.0 * np.pi * raw / 24.0)
+    if name == "ctx.hour_cos":
+        return np.cos(2.0 * np.pi * raw / 24.0)
+    return raw
+
+
 def raw_matrix(records: Iterable[Any], names: Sequence[str]) -> np.ndarray:
-    """Values of features ``names`` (in order) of each record, float64, NaN where missing."""
+    """Values of features ``names`` (in order) of each record, float64, NaN where missing.
+
+    Names in :data:`CONTEXT_INPUTS` come from the record's fields (hour, weekday, filled).
+    """
+    ctx = [i for i, n in enumerate(names) if n in CONTEXT_INPUTS]
+    if ctx:
+        recs = list(records)
+        plain = [n for n in names if n not in CONTEXT_INPUTS]
+        out = np.empty((len(recs), len(names)), np.float64)
+        rest = [i for i in range(len(names)) if i not in set(ctx)]
+        if plain:
+            out[:, rest] = raw_matrix(recs, plain)
+        for i in ctx:
+            out[:, i] = _context_column(recs, names[i])
+        return out
     get = operator.itemgetter(*names)
     single = len(names) == 1
     rows: list[Any] = []

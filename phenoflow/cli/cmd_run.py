@@ -69,6 +69,10 @@ def run(
         raise UserError("--recovery and --no-recovery contradict each other — pass one")
     if recovery is None and not no_recovery and not until_end:
         recovery = Path(".phenoflow") / "recovery"
+    if recovery is not None and recovery.is_dir():
+        from phenoflow.flows.recovery import check_state_versions
+
+        check_state_versions(recovery)  # snapshots of another state layout: one line, before anything starts
     ensure_topics(settings, ALL_TOPICS)
     cmd = [sys.executable, "-m", "bytewax.run",
            f"phenoflow.flows.pipeline:get_flow({','.join(chosen)!r}, {until_end})", "-w", str(workers)]

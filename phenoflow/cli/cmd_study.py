@@ -18,11 +18,13 @@ def rhythm(
     hourly_csv: Path = typer.Argument(..., help="CSV: a `time` column (local hour start, ISO 8601) and one column per modality."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write JSON lines here instead of stdout."),
     min_coverage: float = typer.Option(0.5, help="Below this share of valid hours a window's statistic is null."),
+    count_columns: str = typer.Option("", "--count-columns", help="Comma-separated columns without IS/IV (default: every column gets them)."),
 ) -> None:
     """Rhythm statistics offline on any hourly series: one JSON line per local day."""
     from phenoflow.offline.rhythm_csv import rhythm_from_csv
 
-    n = rhythm_from_csv(hourly_csv, out_file, min_coverage=min_coverage)
+    counts = [c.strip() for c in count_columns.split(",") if c.strip()]
+    n = rhythm_from_csv(hourly_csv, out_file, count_columns=counts, min_coverage=min_coverage)
     if out_file is not None:
         err.print(f"wrote {n:,} days to {out_file}")
 

@@ -144,13 +144,23 @@ FeatureValue = Union[float, None]
 
 
 class HourlyFeatures(Event):
-    """One participant-hour of behaviour features (Adler et al. 2020)."""
+    """One participant-hour of behaviour features (Adler et al. 2020).
+
+    ``features`` is the model input with Adler's missing-data rules applied
+    (type-1 0-fill, type-2 hour-of-day means, location carry). ``observed`` names
+    the feature groups (``FEATURE_GROUPS`` of operators/hourly/schema.py: accel,
+    screen, call, sms, location, light, sound, voice, sleep) that were really
+    measured in the hour — every other group's values are imputed, not data.
+    Consumers other than the model (rhythm, reports) use only observed groups.
+    ``None`` (absent) only in records written before the field existed.
+    """
 
     hour_start: Timestamp
     local_hour: Annotated[int, Meta(ge=0, le=23)]
     weekday: Annotated[int, Meta(ge=0, le=6)]
     features: dict[str, FeatureValue]
     filled: Annotated[float, Meta(ge=0, le=1)]
+    observed: Annotated[list[Annotated[str, Meta(max_length=32)]], Meta(max_length=32)] | None = None
 
 
 class RhythmDaily(Event):

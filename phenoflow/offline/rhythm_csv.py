@@ -24,7 +24,6 @@ import numpy as np
 
 from phenoflow.core.errors import UserError
 from phenoflow.operators.rhythm.statistics import (
-    CONTINUOUS_MODALITIES,
     DEFAULT_MIN_COVERAGE,
     WINDOWS_DAYS,
     rhythm_features,
@@ -149,19 +148,26 @@ def rhythm_from_csv(
     *,
     modalities: Sequence[str] | None = None,
     continuous: Sequence[str] | None = None,
+    count_columns: Sequence[str] = (),
     min_coverage: float = DEFAULT_MIN_COVERAGE,
 ) -> int:
     """Compute rhythm statistics for every local day with data; return the exit code.
 
     ``modalities``: columns to use (default: every column but ``time`` and
-    ``filled``). ``continuous``: modalities that get IS/IV (default: the built-in continuous
-    series accel_mean, light_lux_mean, sound_db_mean). Output goes to ``out`` or,
-    if None, to standard output, one JSON object per line, days in order.
+    ``filled``). IS and IV are defined for any hourly series (actigraphy counts are
+    their classic use), so every modality gets them except the ``count_columns``
+    opted out; ``continuous`` instead names exactly the modalities that get them.
+    Output goes to ``out`` or, if None, to standard output, one JSON object per
+    line, days in order.
     """
     if not 0.0 <= min_coverage <= 1.0:
         raise UserError(f"min coverage {min_coverage} is outside [0, 1] — pass a fraction such as 0.5")
     mods, days = read_hourly_csv(path, modalities)
-    cont = CONTINUOUS_MODALITIES if continuous is None else tuple(continuous)
+    unknown = [c for c in count_columns if c not in mods]
+    if unknown:
+        raise UserError(f"{path}: --count-columns {', '.join(unknown)} not among the columns "
+                        f"({', '.join(mods)}) — name columns of the CSV")
+    cont = tuple(m for m in mods if m not in set(count_columns)) if continuous is None else tuple(continuous)
     span = max(WINDOWS_DAYS)
     empty = np.full((24, len(mods)), np.nan)
     target: TextIO

@@ -177,15 +177,16 @@ def test_place_tracker(raw_events: list[Event]) -> None:
 
 def test_hour_of_day_means(hourly: list[HourlyFeatures]) -> None:
     vec = [np.array([r.features.get(n) or 0.0 for n in FEATURE_NAMES], dtype=float) for r in hourly]
+    seen = [np.array([n in r.features for n in FEATURE_NAMES]) for r in hourly]  # observed features
     hours = [r.local_hour for r in hourly]
     a = HourOfDayMeans(len(FEATURE_NAMES))
-    for h, v in zip(hours[:30], vec[:30], strict=True):
-        a.update(h, v)
+    for h, v, o in zip(hours[:30], vec[:30], seen[:30], strict=True):
+        a.update(h, v, o)
     b = roundtrip(a)
 
     def more(m: HourOfDayMeans) -> list[np.ndarray]:
-        for h, v in zip(hours[30:], vec[30:], strict=True):
-            m.update(h, v)
+        for h, v, o in zip(hours[30:], vec[30:], seen[30:], strict=True):
+            m.update(h, v, o)
         return [m.mean(h) for h in range(24)]
 
     means = same_after(a, b, more)

@@ -31,7 +31,7 @@ PARAMS = dict(participants=4, days=66, seed=21)
 #: Simulator signature modality → (rhythm feature, sign of its change before relapse when the
 #: signature's direction is +1). Sleep has no rhythm modality of its own and is not checked.
 FEATURE = {
-    "activity": ("accel_mean.m10.w4", 1),
+    "activity": ("accel_sd.m10.w4", 1),
     "mobility": ("distance_m.m10.w4", 1),
     "night_screen": ("screen_on_s.l5.w4", 1),
     "social": ("call_n.m10.w4", 1),

@@ -23,7 +23,8 @@ VALID: dict[str, dict] = {
     "raw.ambient": {"participant": "p1", "ts": TS, "voice": True},
     "raw.survey": {"participant": "p1", "ts": TS, "instrument": "who5", "score": 25},
     "features.hourly": {"participant": "p1", "hour_start": 1_699_999_200.0, "local_hour": 3, "weekday": 1,
-                        "features": {"accel_mean": 9.8, "sleep_onset_h": None}, "filled": 0.25},
+                        "features": {"accel_mean": 9.8, "sleep_onset_h": None}, "filled": 0.25,
+                        "observed": ["accel", "screen"]},
     "rhythm.daily": {"participant": "p1", "day": "2023-11-14", "features": {"accel_mean.m10.w2": 10.2,
                      "accel_mean.sampen.tau1.w2": None}, "coverage": {"w2": 0.9}},
     "scores.daily": {"participant": "p1", "day": "2023-11-14", "score": 3.2, "threshold": None,
@@ -158,3 +159,14 @@ def test_mutated_valid_events_never_raise_and_stay_typed(topic: str, data: st.Da
     assert isinstance(out, (c.DeadLetter, c.TOPIC_TYPES[topic]))
     if isinstance(out, c.DeadLetter):
         assert out.value.encode() == raw and out.error.startswith(topic)
+
+
+def test_hourly_observed_is_optional_and_checked() -> None:
+    """``observed`` (issue 13) round-trips; records written before it decode with None."""
+    value = dict(VALID["features.hourly"])
+    ev = c.decode("features.hourly", None, _bytes(value))
+    assert ev.observed == ["accel", "screen"]
+    del value["observed"]
+    assert c.decode("features.hourly", None, _bytes(value)).observed is None
+    bad = c.decode("features.hourly", None, _bytes({**value, "observed": "accel"}))
+    assert isinstance(bad, c.DeadLetter) and "$.observed" in bad.error

@@ -154,8 +154,14 @@ def test_gru_on_hourly_input(tmp_path: Path) -> None:
     assert (s.n_train, s.n_val) == (20, 4)  # 24-h sequences: 10 + 2 days per participant
     sc = OnnxScorer(s.out)
     assert (sc.input_kind, sc.model_kind) == ("hourly", "gru")
+    # Adler's context inputs join the features: hour of day (sin/cos) and day of week vary;
+    # `filled` is 0 throughout here, so it is dropped as constant.
+    assert sorted(sc.feature_names) == ["acc", "ctx.hour_cos", "ctx.hour_sin", "ctx.weekday", "scr"]
     days = sc.day_errors(recs)
-    assert len(days) == 24 and days[0].errors.shape == (24, 2)
+    assert len(days) == 24 and days[0].errors.shape == (24, 5)
+    raw = sc.spec.raw_matrix(recs[:24])
+    col = list(sc.feature_names).index("ctx.hour_sin")
+    np.testing.assert_allclose(raw[:, col], np.sin(2 * np.pi * np.arange(24) / 24), atol=1e-12)
 
 
 def test_train_from_topic_dump_and_cohort(tmp_path: Path) -> None:

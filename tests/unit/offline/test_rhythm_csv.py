@@ -14,7 +14,7 @@ from phenoflow.core.errors import UserError
 from phenoflow.offline.rhythm_csv import rhythm_from_csv
 from phenoflow.operators.rhythm.rolling import RhythmState
 
-MODS = ["accel_mean", "screen_on_s", "call_n"]
+MODS = ["accel_sd", "screen_on_s", "call_n"]
 
 
 def make_rows(n_days: int = 5, seed: int = 1) -> list[tuple[dt.datetime, list[float | None], float]]:
@@ -53,7 +53,8 @@ def test_csv_lines_equal_the_streaming_stage(tmp_path: Path) -> None:
     rows = make_rows()
     src, out = tmp_path / "hourly.csv", tmp_path / "rhythm.jsonl"
     write_csv(src, rows)
-    assert rhythm_from_csv(src, out) == 0
+    # The stage's default: IS/IV for accel_sd only; the CSV command opts the others out.
+    assert rhythm_from_csv(src, out, count_columns=["screen_on_s", "call_n"]) == 0
     lines = read_lines(out)
     # the same rows through RhythmState (offset −240 min: local wall-clock times)
     state = RhythmState("p1", MODS)
@@ -73,14 +74,14 @@ def test_csv_lines_equal_the_streaming_stage(tmp_path: Path) -> None:
         assert ln["features"] == s.features
         assert ln["coverage"] == s.coverage
     last = lines[-1]
-    assert "accel_mean.is.w2" in last["features"] and "call_n.is.w2" not in last["features"]
+    assert "accel_sd.is.w2" in last["features"] and "call_n.is.w2" not in last["features"]
     assert last["coverage"]["w2"] == pytest.approx(44 / 48)  # 4 imputed hours on 05-05
     # 5 days of rows: 24 + 22 (2 hours without rows) + 0 + 24 + 20 (4 imputed) = 90 hours
     assert last["coverage"]["w6"] == pytest.approx(90 / 144)
     assert last["coverage"]["w8"] == pytest.approx(90 / 192)
-    assert last["features"]["accel_mean.m10.w8"] is None  # below 50 % coverage: null, not NaN
-    assert last["features"]["accel_mean.m10.w6"] is not None
-    assert lines[1]["coverage"]["accel_mean.w2"] == pytest.approx(46 / 48)
+    assert last["features"]["accel_sd.m10.w8"] is None  # below 50 % coverage: null, not NaN
+    assert last["features"]["accel_sd.m10.w6"] is not None
+    assert lines[1]["coverage"]["accel_sd.w2"] == pytest.approx(46 / 48)
 
 
 def test_writes_to_stdout_without_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,12 +110,12 @@ def test_timezone_suffix_is_ignored_and_rows_may_come_unsorted(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("content", "needles"),
     [
-        ("when,accel_mean\n2024-05-01T00:00,1\n", ["no `time` column", "add a `time` column"]),
-        ("time,accel_mean\n2024-05-01T00:00,1\nyesterday,2\n", ["row 3", "`time`", "'yesterday'", "ISO 8601"]),
-        ("time,accel_mean\n2024-05-01T00:00,1\n2024-05-01T01:00,abc\n", ["row 3", "`accel_mean`", "'abc'", "not a number"]),
-        ("time,accel_mean\n2024-05-01T00:30,1\n", ["row 2", "not the start of an hour"]),
-        ("time,accel_mean\n2024-05-01T00:00,1,2\n", ["row 2", "3 fields", "header has 2"]),
-        ("time,accel_mean\n2024-05-01T00:00,inf\n", ["row 2", "`accel_mean`", "infinite"]),
+        ("when,accel_sd\n2024-05-01T00:00,1\n", ["no `time` column", "add a `time` column"]),
+        ("time,accel_sd\n2024-05-01T00:00,1\nyesterday,2\n", ["row 3", "`time`", "'yesterday'", "ISO 8601"]),
+        ("time,accel_sd\n2024-05-01T00:00,1\n2024-05-01T01:00,abc\n", ["row 3", "`accel_sd`", "'abc'", "not a number"]),
+        ("time,accel_sd\n2024-05-01T00:30,1\n", ["row 2", "not the start of an hour"]),
+        ("time,accel_sd\n2024-05-01T00:00,1,2\n", ["row 2", "3 fields", "header has 2"]),
+        ("time,accel_sd\n2024-05-01T00:00,inf\n", ["row 2", "`accel_sd`", "infinite"]),
         ("time\n2024-05-01T00:00\n", ["no modality columns"]),
         ("", ["empty"]),
     ],
@@ -135,3 +136,19 @@ def test_malformed_csv_raises_user_error_naming_row_column_and_fix(
 def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no such file"):
         rhythm_from_csv(tmp_path / "nope.csv", None)
+
+
+def test_is_and_iv_for_every_column_by_default(tmp_path: Path) -> None:
+    """IS/IV are defined for any hourly series: the CSV command gives them to every column
+    unless --count-columns opts a column out; the values equal those of a run naming it continuous."""
+    src = tmp_path / "h.csv"
+    write_csv(src, make_rows(3))
+    rhythm_from_csv(src, tmp_path / "all.jsonl")
+    rhythm_from_csv(src, tmp_path / "opt.jsonl", count_columns=["call_n"])
+    every, opted = read_lines(tmp_path / "all.jsonl")[-1], read_lines(tmp_path / "opt.jsonl")[-1]
+    for mod in MODS:
+        assert every["features"][f"{mod}.is.w2"] is not None and every["features"][f"{mod}.iv.w2"] is not None
+    assert "call_n.is.w2" not in opted["features"] and "call_n.iv.w2" not in opted["features"]
+    assert opted["features"]["screen_on_s.is.w2"] == every["features"]["screen_on_s.is.w2"]
+    with pytest.raises(UserError, match="--count-columns calls not among the columns"):
+        rhythm_from_csv(src, None, count_columns=["calls"])

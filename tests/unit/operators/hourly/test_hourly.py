@@ -125,20 +125,26 @@ def test_every_feature_hand_computed() -> None:
     )
     assert a == pytest.approx(exp_a, rel=1e-9, abs=1e-6)
     assert recs[0].filled == pytest.approx(3 / 31)
+    assert recs[0].observed == ["accel", "screen", "call", "sms", "location", "light", "sound", "voice"]
 
-    # Hour B: accel, screen, location, voice seen; the rest 0-filled (type 1).
+    # Hour B: accel, screen, location, voice seen; the rest 0-filled (type 1). The call and
+    # SMS logs reported an hour earlier, so their 0 is measured (observed); light, sound and
+    # sleep are imputed: 5 of 31.
     exp_b = expected(accel_mean=2, screen_on_s=200, place_other_s=600, place_primary_s=3000,
                      distance_m=0.5 * DEG_M, conversation_s=110)
     assert b == pytest.approx(exp_b, rel=1e-9, abs=1e-6)
-    assert recs[1].filled == pytest.approx(20 / 31)
+    assert recs[1].filled == pytest.approx(5 / 31)
+    assert recs[1].observed == ["accel", "screen", "call", "sms", "location", "voice"]
 
     # Hour C: no data (type 2), no hour-of-day history → 0, but stays at home (carried).
     assert c == pytest.approx(expected(place_primary_s=3600))
-    assert recs[2].filled == 1.0
+    assert recs[2].filled == 1.0 and recs[2].observed == []
 
     # Hour D: an SMS and a fix at home; home all hour.
     assert d == pytest.approx(expected(sms_outgoing_n=1, sms_n=1, place_primary_s=3600))
-    assert recs[3].filled == pytest.approx(24 / 31)
+    # accel, light, sound, voice and sleep imputed; the screen and call logs still running.
+    assert recs[3].filled == pytest.approx(9 / 31)
+    assert recs[3].observed == ["screen", "call", "sms", "location"]
     assert agg.late_events == 0
 
 

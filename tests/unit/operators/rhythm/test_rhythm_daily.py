@@ -40,7 +40,7 @@ def make_cohort(seed: int = 0) -> tuple[list[HourlyFeatures], np.ndarray]:
             imputed = d == 9 or (d == 15 and h in (0, 1, 2, 3, 4, 5))
             feats: dict[str, float | None] = dict(zip(DEFAULT_MODALITIES, values.tolist(), strict=True))
             if d == 5 and h == 7:
-                feats["accel_mean"] = None  # a feature reported missing
+                feats["accel_sd"] = None  # a feature reported missing
             if d == 6:
                 del feats["sms_n"]  # a feature not reported
             feats["call_incoming_n"] = 1.0  # extra feature, not a modality: ignored
@@ -116,12 +116,12 @@ def test_imputed_hours_count_as_missing_in_coverage() -> None:
     last = out[-1][1]
     # day 15 has 6 imputed hours, day 14 none: 42 of 48 hours present
     assert last.coverage["w2"] == pytest.approx(42 / 48)
-    assert last.coverage["accel_mean.w2"] == pytest.approx(42 / 48)
+    assert last.coverage["accel_sd.w2"] == pytest.approx(42 / 48)
     # the 14-day window also holds day 9 (24 imputed), day 3 (3 without record),
-    # while day 6 lacks sms_n entirely and 2024-03-06 07:00 lacks accel_mean
+    # while day 6 lacks sms_n entirely and 2024-03-06 07:00 lacks accel_sd
     assert last.coverage["w14"] == pytest.approx((336 - 6 - 24 - 3) / 336)
     assert last.coverage["sms_n.w14"] == pytest.approx((336 - 6 - 24 - 3 - 24) / 336)
-    assert last.coverage["accel_mean.w14"] == pytest.approx((336 - 6 - 24 - 3 - 1) / 336)
+    assert last.coverage["accel_sd.w14"] == pytest.approx((336 - 6 - 24 - 3 - 1) / 336)
 
 
 def test_output_meets_the_contract() -> None:
@@ -133,8 +133,8 @@ def test_output_meets_the_contract() -> None:
         assert not isinstance(back, DeadLetter), back
         assert back.features == o.features
     early = out[0][1]
-    assert early.features["accel_mean.m10.w2"] is not None  # 24 of 48 hours: at the threshold
-    assert early.features["accel_mean.m10.w4"] is None  # 24 of 96 hours
+    assert early.features["accel_sd.m10.w2"] is not None  # 24 of 48 hours: at the threshold
+    assert early.features["accel_sd.m10.w4"] is None  # 24 of 96 hours
     assert early.coverage["w2"] == 0.5 and early.coverage["w14"] == pytest.approx(1 / 14)
 
 
@@ -165,18 +165,18 @@ def test_late_record_updates_later_windows_but_is_not_re_emitted() -> None:
     assert [o.day for o in emitted] == ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04", "2024-03-05"]
     hole = START + dt.timedelta(days=3, hours=2)  # day 3 had no record at 02:00
     late = HourlyFeatures(participant="p01", utc_offset_min=OFFSET, hour_start=hole.timestamp(),
-                          local_hour=2, weekday=hole.weekday(), features={"accel_mean": 1.0}, filled=0.0)  # fmt: skip
+                          local_hour=2, weekday=hole.weekday(), features={"accel_sd": 1.0}, filled=0.0)  # fmt: skip
     assert state.update(late) == [] and state.late == 1
     older = HourlyFeatures(participant="p01", utc_offset_min=OFFSET, hour_start=hole.timestamp() - 30 * 86400,
-                           local_hour=2, weekday=0, features={"accel_mean": 1.0}, filled=0.0)  # fmt: skip
+                           local_hour=2, weekday=0, features={"accel_sd": 1.0}, filled=0.0)  # fmt: skip
     assert state.update(older) == [] and state.late == 2  # beyond the buffer: dropped
     for rec in records[118:142]:  # rest of day 5, then the first hour of day 6
         emitted += state.update(rec)
     day5 = emitted[-1]
     assert day5.day == "2024-03-06"
-    # days 2–5: 3 hours without record on day 3 (one now filled late), accel_mean None
+    # days 2–5: 3 hours without record on day 3 (one now filled late), accel_sd None
     # at day 5 07:00
-    assert day5.coverage["accel_mean.w4"] == pytest.approx((96 - 3 + 1 - 1) / 96)
+    assert day5.coverage["accel_sd.w4"] == pytest.approx((96 - 3 + 1 - 1) / 96)
     assert day5.coverage["screen_on_s.w4"] == pytest.approx((96 - 3) / 96)
 
 

@@ -22,7 +22,7 @@ from phenoflow.operators.rhythm.statistics import (
     window_stats,
 )
 
-MODS = ["accel_mean", "screen_on_s"]  # one continuous, one count series
+MODS = ["accel_sd", "screen_on_s"]  # one continuous, one count series
 
 
 # --- independent loop references -------------------------------------------------------
@@ -124,12 +124,12 @@ def test_constant_series_gives_none_not_nan_for_variance_based_metrics() -> None
     arr = np.full((14, 24, 2), 3.0)
     feats, cov = rhythm_features(arr, MODS)
     for w in (2, 14):
-        assert feats[f"accel_mean.is.w{w}"] is None
-        assert feats[f"accel_mean.iv.w{w}"] is None
-        assert feats[f"accel_mean.sampen.tau1.w{w}"] is None
-        assert feats[f"accel_mean.ra.w{w}"] == 0.0  # (c − c)/(c + c)
-        assert feats[f"accel_mean.m10.w{w}"] == 3.0
-        assert feats[f"accel_mean.dev.sd.w{w}"] == 0.0
+        assert feats[f"accel_sd.is.w{w}"] is None
+        assert feats[f"accel_sd.iv.w{w}"] is None
+        assert feats[f"accel_sd.sampen.tau1.w{w}"] is None
+        assert feats[f"accel_sd.ra.w{w}"] == 0.0  # (c − c)/(c + c)
+        assert feats[f"accel_sd.m10.w{w}"] == 3.0
+        assert feats[f"accel_sd.dev.sd.w{w}"] == 0.0
         assert cov[f"w{w}"] == 1.0
     assert not any(isinstance(v, float) and math.isnan(v) for v in feats.values())
 
@@ -164,10 +164,10 @@ def test_profile_metrics_match_loop_reference(missing: float) -> None:
             "dev.prev": ref_day_devs(xs, 12)[-2],
         }
         for metric, want in expect.items():
-            got = feats[f"accel_mean.{metric}.w{w}"]
+            got = feats[f"accel_sd.{metric}.w{w}"]
             assert got == pytest.approx(want, rel=1e-9, abs=1e-12), (metric, w)
         n_present = sum(present(v) for v in xs)
-        assert cov[f"accel_mean.w{w}"] == pytest.approx(n_present / (24 * w), abs=1e-15)
+        assert cov[f"accel_sd.w{w}"] == pytest.approx(n_present / (24 * w), abs=1e-15)
 
 
 def test_low_coverage_window_is_none_and_coverage_reported() -> None:
@@ -176,10 +176,10 @@ def test_low_coverage_window_is_none_and_coverage_reported() -> None:
     arr[-3:, :, 0] = np.nan  # accel: last 3 days missing
     arr[-1, 12:, 1] = np.nan  # screen: half of the last day missing
     feats, cov = rhythm_features(arr, MODS, min_coverage=0.5)
-    assert cov["accel_mean.w2"] == 0.0 and cov["accel_mean.w4"] == 0.25
-    assert cov["accel_mean.w6"] == 0.5 and cov["w2"] == 0.75
-    assert all(feats[f"accel_mean.{m}.w{w}"] is None for m in ("m10", "is", "power.p2", "dev.mean") for w in (2, 4))
-    assert feats["accel_mean.m10.w6"] is not None  # exactly at the threshold counts
+    assert cov["accel_sd.w2"] == 0.0 and cov["accel_sd.w4"] == 0.25
+    assert cov["accel_sd.w6"] == 0.5 and cov["w2"] == 0.75
+    assert all(feats[f"accel_sd.{m}.w{w}"] is None for m in ("m10", "is", "power.p2", "dev.mean") for w in (2, 4))
+    assert feats["accel_sd.m10.w6"] is not None  # exactly at the threshold counts
     assert feats["screen_on_s.m10.w2"] is not None
     assert feats["screen_on_s.dev.prev.w2"] is not None  # day d−1 complete
     assert cov["screen_on_s.w2"] == 0.75
@@ -188,11 +188,11 @@ def test_low_coverage_window_is_none_and_coverage_reported() -> None:
 def test_day_deviation_needs_half_a_day_and_sd_needs_two_days() -> None:
     arr = np.random.default_rng(4).normal(size=(14, 24, 1))
     arr[-2, 11:, 0] = np.nan  # day d−1 has 11 present hours: no deviation that day
-    feats, _ = rhythm_features(arr, ["accel_mean"], windows=(2, 4), min_coverage=0.5)
-    assert feats["accel_mean.dev.prev.w2"] is None
-    assert feats["accel_mean.dev.sd.w2"] is None  # only day d left
-    assert feats["accel_mean.dev.mean.w2"] == feats["accel_mean.dev.median.w2"]
-    assert feats["accel_mean.dev.sd.w4"] is not None
+    feats, _ = rhythm_features(arr, ["accel_sd"], windows=(2, 4), min_coverage=0.5)
+    assert feats["accel_sd.dev.prev.w2"] is None
+    assert feats["accel_sd.dev.sd.w2"] is None  # only day d left
+    assert feats["accel_sd.dev.mean.w2"] == feats["accel_sd.dev.median.w2"]
+    assert feats["accel_sd.dev.sd.w4"] is not None
 
 
 def test_fewer_days_than_the_longest_window_are_missing_days() -> None:
@@ -200,24 +200,24 @@ def test_fewer_days_than_the_longest_window_are_missing_days() -> None:
     feats, cov = rhythm_features(arr, MODS)
     full = np.concatenate([np.full((11, 24, 2), np.nan), arr])
     assert (feats, cov) == rhythm_features(full, MODS)
-    assert cov["w4"] == 0.75 and feats["accel_mean.m10.w4"] is not None
-    assert cov["w8"] == 3 / 8 and feats["accel_mean.m10.w8"] is None
+    assert cov["w4"] == 0.75 and feats["accel_sd.m10.w4"] is not None
+    assert cov["w8"] == 3 / 8 and feats["accel_sd.m10.w8"] is None
 
 
 def test_feature_names_follow_the_contract_pattern() -> None:
     names = feature_names()
     for name in (
-        "accel_mean.m10.w14",
-        "accel_mean.sampen.tau3.w6",
-        "accel_mean.power.p20.w4",
+        "accel_sd.m10.w14",
+        "accel_sd.sampen.tau3.w6",
+        "accel_sd.power.p20.w4",
         "screen_on_s.dev.mean.w14",
         "light_lux_mean.iv.w2",
         "conversation_s.power.p256.w12",
     ):
         assert name in names
     assert "screen_on_s.is.w14" not in names  # IS/IV: continuous series only
-    assert "accel_mean.power.p72.w2" not in names  # P > n = 48
-    assert "accel_mean.power.p256.w10" not in names
+    assert "accel_sd.power.p72.w2" not in names  # P > n = 48
+    assert "accel_sd.power.p256.w10" not in names
     assert not any(".p512." in n or ".p24." in n for n in names)
     assert len(set(names)) == len(names)
     arr = np.random.default_rng(6).normal(size=(14, 24, len(DEFAULT_MODALITIES)))
@@ -253,6 +253,6 @@ def test_is_in_unit_interval_and_scale_invariance(values: list[float], holes: li
 def test_constant_series_entropy_is_none_never_nan(level: float, holes: list[int]) -> None:
     x = np.full(14 * 24, level)
     x[holes] = np.nan
-    feats, _ = rhythm_features(x.reshape(14, 24, 1), ["accel_mean"])
+    feats, _ = rhythm_features(x.reshape(14, 24, 1), ["accel_sd"])
     ent = [v for k, v in feats.items() if ".sampen." in k]
     assert ent and all(v is None for v in ent)

@@ -84,11 +84,11 @@ def test_rhythm_windows_use_their_own_series() -> None:
     rng = np.random.default_rng(23)
     arr = rng.normal(size=(14, 24, 1))
     flat = arr[:, :, 0].reshape(-1)
-    feats, _ = rhythm_features(arr, ["accel_mean"])
+    feats, _ = rhythm_features(arr, ["accel_sd"])
     for w in (2, 8, 14):
         xw = flat[-24 * w :].tolist()
         for p in RHYTHM_PERIODS_H:
-            key = f"accel_mean.power.p{p}.w{w}"
+            key = f"accel_sd.power.p{p}.w{w}"
             if p > 24 * w:
                 assert key not in feats
             else:

@@ -15,6 +15,7 @@ from sklearn.covariance import ledoit_wolf
 from phenoflow.core.contract import decode, encode
 from phenoflow.core.errors import UserError
 from phenoflow.core.event_ids import anomaly_event_id
+from phenoflow.core.state import StateVersionError
 from phenoflow.operators.scoring import reconstruction as scoring
 from phenoflow.operators.scoring.calibration import (
     CalibrationConfig,
@@ -268,12 +269,13 @@ def test_warmup_days_are_neither_learned_nor_scored() -> None:
     assert not sc.calibrating and outs[6].score.score is not None
     mu, sigma = shrunk_sigma(group_means(E[3:6]))
     assert np.allclose(sc.covariance, sigma, rtol=1e-8)
-    # a scorer restored from a snapshot taken before the warm-up existed has none
+    # a snapshot taken before state versions (and the warm-up) existed is refused, not patched up
     state = sc.__getstate__()
     state.pop("first_day")
+    state.pop("_state_version")
     fresh = ParticipantScorer.__new__(ParticipantScorer)
-    fresh.__setstate__(state)
-    assert fresh.first_day == "0001-01-01"
+    with pytest.raises(StateVersionError, match="ParticipantScorer has state version 0"):
+        fresh.__setstate__(state)
 
 
 def test_threshold_factor_from_config_or_from_the_model() -> None:
