@@ -20,7 +20,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from phenoflow.core.timebase import local_day_hour
+from phenoflow.core.timebase import local_day_hour, local_day_iso
+from phenoflow.offline.features import hourly_features_from_cohort
 from phenoflow.simulate.behaviour import build_timeline
 from phenoflow.simulate.cohort import _rng, cohort_truth, life_plans, simulate_cohort
 from phenoflow.simulate.profiles import haversine_m
@@ -262,6 +263,14 @@ def test_clock_changes_make_23_and_25_hour_local_days(tmp_path: Path, start: dat
             assert len(seen) == 24 and 24 * 3600 < span < 25 * 3600
         _, normal = _day_span(ev, r["participant"], i - 1, start)
         assert len(normal) == 24
+    # The offline hourly features (the one local-time rule) give the day 23 or 25 hour records.
+    per_day: dict[tuple[str, str], int] = defaultdict(int)
+    for rec in hourly_features_from_cohort(d):
+        per_day[(rec.participant, local_day_iso(rec.hour_start, rec.utc_offset_min))] += 1
+    last = max(day for _, day in per_day)
+    # First and last days may be partial (a half-hour zone's first hour starts the day before).
+    odd = {k: v for k, v in per_day.items() if v != 24 and start.isoformat() < k[1] < last}
+    assert odd == {(r["participant"], r["start"]): hours for r in dst}
 
 
 def test_null_strength_relapse_days_change_nothing(tmp_path: Path) -> None:
