@@ -27,8 +27,9 @@ stream (so the rest of the cohort is drawn exactly as without them):
   lower by b (10–25 %) in mid-January, shorter/higher in mid-July, following
   cos(2π(day of year − 15)/365.25);
 * ``missing_before_relapse`` (half of the relapsing participants): in each
-  NR30 window every hour is additionally missing with probability
-  0.5·min(1, ramp·signature_strength), so data thins out towards the relapse;
+  NR30 window (and the recovery days after, as the signature ramp) every hour
+  is additionally missing with probability 0.5·min(1, ramp·signature_strength),
+  so data thins out towards the relapse;
 * ``partial_signature`` (30 % of the relapsing participants): the signature is
   cut to a single modality, so it touches only part of the features.
 
@@ -46,7 +47,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from phenoflow.simulate.profiles import MODALITIES, NR_DAYS, SITES, ParticipantTruth
+from phenoflow.simulate.profiles import MODALITIES, NR_DAYS, RECOVERY_DAYS, SITES, ParticipantTruth
 
 MIN_PER_DAY = 1440
 #: IANA zone of each simulated site (by its standard UTC offset, see ``SITES``).
@@ -240,10 +241,10 @@ def draw_life_plan(rng: np.random.Generator, truth: ParticipantTruth, days: int,
             if len(signature) < len(truth.signature):
                 ev.append(LifeEvent("partial_signature", s, rd - 1,
                                     f"signature cut to {tag} at strength {strength:g}"))
-            if growth:
-                ev.append(LifeEvent("missing_before_relapse", s, rd - 1,
+            if growth:  # follows the signature ramp: up over NR30, down over the recovery days
+                ev.append(LifeEvent("missing_before_relapse", s, min(days - 1, rd + RECOVERY_DAYS - 1),
                                     f"+{50 * min(1.0, strength):.0f} % of hours missing at the relapse "
-                                    f"(ramp x strength {strength:g})"))
+                                    f"(ramp x strength {strength:g}), fading over {RECOVERY_DAYS} days after"))
     return LifePlan(events=ev, off_work=off_work, leisure=leisure, sleep_delay_h=delay,
                     sleep_extra_h=extra, illness=illness, activity=activity, offsets=offsets,
                     dropped=dropped, shift=shift, switch_day=switch_day, gap_days=gap,
