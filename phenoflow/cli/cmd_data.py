@@ -68,11 +68,19 @@ def simulate(
     signature_strength: float = typer.Option(1.0, help="Scale of the pre-relapse signature (0 = none)."),
     missing_min: float = typer.Option(0.1, help="Smallest per-participant share of hours with no data."),
     missing_max: float = typer.Option(0.3, help="Largest per-participant share of hours with no data."),
+    life_events: bool = typer.Option(
+        False, "--life-events/--no-life-events",
+        help="Add healthy life events (holidays, travel across time zones, illness, new phone), "
+             "daylight saving, seasonal drift, data thinning before relapse and one-modality "
+             "signatures; listed in life_events.csv."),
 ) -> None:
     """Write a simulated CrossCheck-style cohort in the replay format.
 
     The accelerometer is duty-cycled by default (a 10-s burst at 1 Hz every
     5 min) to keep cohorts small; the seed's phones sampled 50–100 Hz.
+    ``--signature-strength 0`` is the null cohort (relapse labels, no relapse
+    signal). Seeds ≥ 1000 are reserved for benchmarks/bench_detection.py: do
+    not tune on them (docs/evaluation.md).
     """
     from phenoflow.simulate.simulator import simulate_cohort
 
@@ -80,7 +88,7 @@ def simulate(
     with err.status("simulating cohort…") as status:
         summary = simulate_cohort(out_dir, participants, days, seed, relapse_share=relapse_share,
                                   gzip_accelerometer=gzip_accelerometer, signature_strength=signature_strength,
-                                  missing_share=(missing_min, missing_max),
+                                  missing_share=(missing_min, missing_max), life_events=life_events,
                                   progress=lambda done, total: status.update(f"simulating cohort… {done}/{total}"),
                                   **kwargs)
     err.print(f"wrote cohort to {out_dir}: {summary}")

@@ -17,6 +17,7 @@ import numpy as np
 from scipy.signal import lfilter
 from scipy.special import ndtri
 
+from phenoflow.simulate.life_events import LifePlan
 from phenoflow.simulate.profiles import ParticipantTruth, haversine_m, signature_ramp
 
 __all__ = ["MIN_PER_DAY", "SENSOR_NOISE", "Timeline", "build_timeline"]
@@ -64,33 +65,39 @@ def _mask(n: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
 
 def _sleep(truth: ParticipantTruth, days: int, weekday0: int, sleep_sig: np.ndarray,
-           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+           rng: np.random.Generator, plan: LifePlan | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sleep onset and wake minute for nights −1 … days−1 (night n starts on day n).
 
     Fri/Sat nights start later (social jet lag) and last longer; the relapse
-    signature "sleep" delays onset and lengthens sleep by up to 2 h each.
+    signature "sleep" delays onset and lengthens sleep by up to 2 h each; a
+    life-event ``plan`` adds its per-night delay and extra sleep (illness: +1.5 h).
     """
     nights = np.arange(-1, days)
     weekend = np.isin((weekday0 + nights) % 7, (4, 5))
     s = np.minimum(sleep_sig[np.clip(nights, 0, days - 1)], 2.0)  # cap: ≤ 4 h later at any strength
     onset_h = (23.0 + truth.chronotype_h + truth.weekend_delay_h * weekend
                + rng.normal(0, truth.sleep_sd_h, nights.size) + 2.0 * s)
-    dur_h = np.clip(truth.sleep_h + 0.6 * weekend + rng.normal(0, 0.45, nights.size) + 2.0 * s,
-                    4.0, 13.0)
+    dur_h = truth.sleep_h + 0.6 * weekend + rng.normal(0, 0.45, nights.size) + 2.0 * s
+    if plan is not None:
+        n = np.clip(nights, 0, days - 1)
+        onset_h = onset_h + plan.sleep_delay_h[n]
+        dur_h = dur_h + plan.sleep_extra_h[n] + 1.5 * plan.illness[n]
+    dur_h = np.clip(dur_h, 4.0, 13.0)
     onset = (nights * MIN_PER_DAY + onset_h * 60).astype(np.int64)
     return onset, onset + (dur_h * 60).astype(np.int64)
 
 
 def _mobility(truth: ParticipantTruth, days: int, weekday0: int, onset: np.ndarray,
               wake: np.ndarray, mob_sig: np.ndarray, rng: np.random.Generator,
-              M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+              M: int, plan: LifePlan | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stays and trips → per-minute place index, lat, lon and travelling flag.
 
     Each day starts at home; a workday outing goes to place 1 (work/school);
     leisure outings go to the leisure places (Zipf-weighted). Every outing
     returns home. Trips take distance / (18–30 km/h) + 4 min and bend sideways
     so repeated trips do not trace one line. Collapsed mobility (signature)
-    cuts the chance and the length of each outing.
+    cuts the chance and the length of each outing; so does illness in a
+    life-event ``plan``, whose holidays also skip work and add outings.
     """
     places = truth.places
     place = np.zeros(M, dtype=np.int8)
@@ -118,13 +125,16 @@ def _mobility(truth: ParticipantTruth, days: int, weekday0: int, onset: np.ndarr
         weekday = (weekday0 + d) % 7
         up, bed = int(wake[d]), int(onset[d + 1]) - 30
         t = up + int(rng.uniform(30, 100))
-        s = mob_sig[d]
+        s = mob_sig[d] if plan is None else max(mob_sig[d], plan.illness[d])
+        working = plan is None or not plan.off_work[d]
         outings: list[tuple[int, float]] = []
-        if truth.has_work and weekday < 5 and rng.random() < 0.92 * max(0.05, 1 - 0.9 * s):
+        if truth.has_work and weekday < 5 and working and rng.random() < 0.92 * max(0.05, 1 - 0.9 * s):
             hours = rng.normal(8.5, 0.6) if truth.employment == "employed" else rng.normal(6.0, 1.2)
             outings.append((1, max(2.0, hours) * 60))
         if leisure:
             lam = truth.outings_per_day * (0.5 if outings else 1.0) * (1.2 if weekday >= 5 else 1.0)
+            if plan is not None:
+                lam *= plan.leisure[d]
             for _ in range(int(rng.poisson(lam * max(0.02, 1 - 0.95 * s)))):
                 p = leisure[int(rng.choice(len(leisure), p=truth.leisure_p))]
                 outings.append((p, rng.uniform(30, 240)))
@@ -170,11 +180,12 @@ def _missing_hours(truth: ParticipantTruth, days: int, rng: np.random.Generator)
 
 
 def build_timeline(truth: ParticipantTruth, days: int, weekday0: int, strength: float,
-                   rng: np.random.Generator) -> Timeline:
+                   rng: np.random.Generator, plan: LifePlan | None = None) -> Timeline:
     """Simulate one participant's latent minute-level behaviour for ``days`` days.
 
     ``weekday0`` is the weekday of day 0 (Monday = 0); ``strength`` is the
-    cohort's ``signature_strength``.
+    cohort's ``signature_strength``; ``plan`` adds life events
+    (:mod:`phenoflow.simulate.life_events`; None = none, the original stream of draws).
     """
     M = days * MIN_PER_DAY
     ramp = signature_ramp(truth.relapse_days, days) * strength
@@ -184,10 +195,16 @@ def build_timeline(truth: ParticipantTruth, days: int, weekday0: int, strength: 
         social = np.maximum(0.05, 1 - 0.85 * sig["social"])
     else:
         social = 1 + 2.0 * sig["social"]
+    if plan is not None:
+        social = social * (1 - 0.5 * plan.illness)
 
-    onset, wake = _sleep(truth, days, weekday0, sig["sleep"], rng)
+    onset, wake = _sleep(truth, days, weekday0, sig["sleep"], rng, plan)
     asleep = _mask(M, onset, wake)
-    place, lat, lon, moving = _mobility(truth, days, weekday0, onset, wake, sig["mobility"], rng, M)
+    place, lat, lon, moving = _mobility(truth, days, weekday0, onset, wake, sig["mobility"], rng, M,
+                                        plan)
+    for a, b, dlat, dlon in plan.shift if plan is not None else ():
+        lat[a:b] += dlat  # away: the same routine around the destination city
+        lon[a:b] += dlon
     minute = np.arange(M)
     minute_day = minute // MIN_PER_DAY
     minute_hour = (minute % MIN_PER_DAY) / 60.0
@@ -198,6 +215,8 @@ def build_timeline(truth: ParticipantTruth, days: int, weekday0: int, strength: 
     phi = 0.9
     z = lfilter([math.sqrt(1 - phi * phi)], [1, -phi], rng.standard_normal(M))
     act = np.maximum(0.2, 1 - 0.5 * sig["activity"])[minute_day]
+    if plan is not None:
+        act = act * (plan.activity * (1 - 0.5 * plan.illness))[minute_day]
     carry_p = np.clip(truth.carry_share * (0.6 + 0.8 * circ) * np.maximum(0.3, act), 0.01, 0.95)
     carried = ((z < ndtri(carry_p)) | moving) & ~asleep
     intensity = np.full(M, SENSOR_NOISE, dtype=np.float64)

@@ -6,8 +6,10 @@ per raw topic — ``accelerometer.jsonl`` (or ``.jsonl.gz``), ``screen.jsonl``,
 ``survey.jsonl`` — each line one contract value, every file sorted by ``ts``
 (participants interleaved), plus ``participants.csv`` (participant, age_band,
 gender, employment) and ``labels.csv`` (participant, relapse_date; one row per
-relapse, participants without relapse are absent). Same seed → byte-identical
-files.
+relapse, participants without relapse are absent), ``life_events.csv``
+(participant, kind, start, end, detail; see :mod:`phenoflow.simulate.life_events`)
+and ``simulation.json`` (the parameters, including ``signature_strength``; 0 is
+the null cohort). Same seed → byte-identical files.
 
 What is simulated (per participant; local time drives behaviour, every event
 carries the participant's constant ``utc_offset_min``):
@@ -30,7 +32,11 @@ carries the participant's constant ``utc_offset_min``):
   ≥ 45 days apart) preceded by a 30-day ramp of a personal signature (2–4 of
   later/longer sleep, less activity, fewer or more social contacts, collapsed
   mobility, night-time screen use) and a WHO-5 decline, scaled by
-  ``signature_strength``. :func:`cohort_truth` returns this ground truth.
+  ``signature_strength``. :func:`cohort_truth` returns this ground truth;
+* with ``life_events=True``: holidays, travel across time zones, illness, a
+  new phone, daylight saving, seasonal drift, data thinning before relapse and
+  single-modality signatures (:mod:`phenoflow.simulate.life_events`); events
+  then carry the phone's ``utc_offset_min`` at that moment.
 
 Accelerometer default (a demo-sized load): real phones sampled 50–100 Hz; here
 the phone is duty-cycled like Beiwe's accelerometer — a 10-s burst at 1 Hz
@@ -42,9 +48,10 @@ seconds. ``accel_hz``, ``accel_burst_s`` and ``accel_period_s`` raise the load
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Callable, Mapping
@@ -53,6 +60,7 @@ import numpy as np
 
 from phenoflow.core.contract import MAX_CHUNK, TS_MAX, TS_MIN
 from phenoflow.core.errors import UserError
+from phenoflow.simulate import life_events as life
 from phenoflow.simulate import sensors
 from phenoflow.simulate.behaviour import build_timeline
 from phenoflow.simulate.profiles import (
@@ -67,9 +75,13 @@ DEFAULT_ACCEL_HZ = 1.0
 DEFAULT_ACCEL_BURST_S = 10.0
 DEFAULT_ACCEL_PERIOD_S = 300.0
 DEFAULT_SENSOR_DROPOUT = 0.08
+#: Seeds ≥ this are the benchmark set (benchmarks/bench_detection.py): never use them
+#: for tuning a model, a threshold or the simulator itself (docs/evaluation.md).
+BENCHMARK_SEED_MIN = 1000
 
 _COHORT_NAMES = frozenset({f"{f}.jsonl" for f in FILES} | {"accelerometer.jsonl.gz",
-                                                           "participants.csv", "labels.csv"})
+                                                           "participants.csv", "labels.csv",
+                                                           "life_events.csv", "simulation.json"})
 
 
 @dataclass(frozen=True)
@@ -166,18 +178,33 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 
 def cohort_truth(participants: int = 20, days: int = 60, seed: int = 0, *,
                  relapse_share: float = 0.3, missing_share: tuple[float, float] = (0.1, 0.3),
-                 start: date = DEFAULT_START) -> list[ParticipantTruth]:
+                 start: date = DEFAULT_START, life_events: bool = False) -> list[ParticipantTruth]:
     """The ground truth :func:`simulate_cohort` uses for the same arguments.
 
     round(relapse_share · participants) participants relapse; see
     :class:`~phenoflow.simulate.profiles.ParticipantTruth` for the fields
     (relapse days and dates, signature modalities and directions, places, …).
     Per-day signature intensity: ``signature_ramp(t.relapse_days, days) × signature_strength``.
+    With ``life_events`` the signatures are the ones actually simulated (some cut
+    to one modality; see :func:`life_plans`).
     """
     n_relapsing = int(round(relapse_share * participants))
     chosen = set(_rng(seed, 2).choice(participants, size=n_relapsing, replace=False).tolist())
-    return [draw_participant(_rng(seed, 0, i), i, participants, days, start, i in chosen,
-                             missing_share) for i in range(participants)]
+    truths = [draw_participant(_rng(seed, 0, i), i, participants, days, start, i in chosen,
+                               missing_share) for i in range(participants)]
+    if life_events:
+        plans = life_plans(truths, days, seed, start)
+        truths = [replace(t, signature=dict(p.signature)) for t, p in zip(truths, plans, strict=True)]
+    return truths
+
+
+def life_plans(truths: list[ParticipantTruth], days: int, seed: int, start: date = DEFAULT_START,
+               signature_strength: float = 1.0) -> list[life.LifePlan]:
+    """Each participant's life events (:func:`~phenoflow.simulate.life_events.draw_life_plan`),
+    drawn from a stream of their own so they change nothing else. Pass the truths
+    of :func:`cohort_truth` *without* ``life_events``."""
+    return [life.draw_life_plan(_rng(seed, 3, t.index), t, days, start, signature_strength)
+            for t in truths]
 
 
 def simulate_cohort(
@@ -195,6 +222,7 @@ def simulate_cohort(
     accel_burst_s: float = DEFAULT_ACCEL_BURST_S,
     accel_period_s: float = DEFAULT_ACCEL_PERIOD_S,
     sensor_dropout: float = DEFAULT_SENSOR_DROPOUT,
+    life_events: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationSummary:
     """Write a simulated cohort of ``participants`` × ``days`` to directory ``out``.
@@ -202,7 +230,9 @@ def simulate_cohort(
     ``start`` is local day 0 (every participant's local midnight);
     ``missing_share`` bounds each participant's share of hours with no data;
     ``signature_strength`` scales relapse signatures and the WHO-5 decline
-    (0 = none, 1 = default, visible to an anomaly model). ``progress(done,
+    (0 = none, 1 = default, visible to an anomaly model); ``life_events``
+    adds healthy routine changes, clock changes and harder relapses
+    (:mod:`phenoflow.simulate.life_events`). ``progress(done,
     total)`` is called after each participant and after each file written.
     Raises UserError for bad parameters or an ``out`` that is a file or a
     non-empty directory other than a cohort.
@@ -215,14 +245,20 @@ def simulate_cohort(
     _prepare_out(out)
     truths = cohort_truth(participants, days, seed, relapse_share=relapse_share,
                           missing_share=missing_share, start=start)
+    plans = life_plans(truths, days, seed, start, signature_strength) if life_events else None
     total = participants + len(FILES)
     weekday0 = start.weekday()
     parts: dict[str, list[tuple[int, dict[str, np.ndarray]]]] = {f: [] for f in FILES}
     missing_hours = 0
     for i, t in enumerate(truths):
-        tl = build_timeline(t, days, weekday0, signature_strength, _rng(seed, 1, i, 0))
+        plan = plans[i] if plans is not None else None
+        if plan is not None:
+            t = replace(t, signature=dict(plan.signature))
+        tl = build_timeline(t, days, weekday0, signature_strength, _rng(seed, 1, i, 0), plan)
         t0 = sensors.utc_origin(start, t.utc_offset_min)
         ramp = signature_ramp(t.relapse_days, days) * signature_strength
+        if plan is not None:
+            tl.hour_missing = tl.hour_missing | life.extra_missing(plan, ramp, _rng(seed, 3, i, 1))
         missing_hours += int(tl.hour_missing.sum())
         streams = {
             "accelerometer": sensors.accelerometer(tl, t0, accel_hz, accel_burst_s, accel_period_s,
@@ -235,6 +271,8 @@ def simulate_cohort(
             "survey": sensors.survey(t, tl, t0, ramp, _rng(seed, 1, i, 7)),
         }
         for name, cols in streams.items():
+            if plan is not None:
+                cols = life.apply_clock(life.new_phone(name, cols, t0, plan), t0, t.utc_offset_min, plan)
             parts[name].append((i, cols))
         if progress is not None:
             progress(i + 1, total)
@@ -252,6 +290,17 @@ def simulate_cohort(
             progress(participants + k + 1, total)
     accel_samples = lines["accelerometer"] * round(accel_burst_s * accel_hz)
     _write_csvs(out, truths)
+    rows = ["participant,kind,start,end,detail"]
+    if plans is not None:
+        rows += [r for t, p in zip(truths, plans, strict=True) for r in life.manifest_rows(t.participant, p, start)]
+    (out / "life_events.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    params = {"participants": participants, "days": days, "seed": seed, "start": start.isoformat(),
+              "relapse_share": relapse_share, "missing_share": list(missing_share),
+              "signature_strength": signature_strength, "null_cohort": signature_strength == 0,
+              "life_events": life_events, "sensor_dropout": sensor_dropout, "accel_hz": accel_hz,
+              "accel_burst_s": accel_burst_s, "accel_period_s": accel_period_s,
+              "benchmark_seed": seed >= BENCHMARK_SEED_MIN}
+    (out / "simulation.json").write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")
     n_relapses = sum(len(t.relapse_days) for t in truths)
     return SimulationSummary(
         out=out, participants=participants, days=days, seed=seed, lines=lines,
@@ -272,5 +321,6 @@ def _write_csvs(out: Path, truths: list[ParticipantTruth]) -> None:
     (out / "labels.csv").write_text("\n".join(labels) + "\n", encoding="utf-8")
 
 
-__all__ = ["SimulationSummary", "simulate_cohort", "cohort_truth", "signature_ramp",
+__all__ = ["SimulationSummary", "simulate_cohort", "cohort_truth", "life_plans", "BENCHMARK_SEED_MIN",
+           "signature_ramp",
            "ParticipantTruth", "DEFAULT_START", "DEFAULT_ACCEL_HZ"]

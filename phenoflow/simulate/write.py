@@ -102,7 +102,8 @@ def write_stream(path: Path, name: str, parts: Sequence[tuple[int, Cols]], ids: 
     """Write one topic file from per-participant column sets; return the line count.
 
     ``parts`` holds (participant index, columns) pairs; ``ids``/``offsets`` map the
-    index to the participant id and UTC offset. Rows are ordered by ``ts`` (for
+    index to the participant id and UTC offset, unless the columns carry a
+    per-row ``utc_offset_min`` (clock changes). Rows are ordered by ``ts`` (for
     accelerometer chunks, the first sample's ``ts``).
     """
     keys = parts[0][1].keys() if parts else ()
@@ -113,6 +114,7 @@ def write_stream(path: Path, name: str, parts: Sequence[tuple[int, Cols]], ids: 
     order = np.argsort(key, kind="stable")
     id_arr = np.array(ids, dtype=object)
     off_arr = np.array(offsets, dtype=np.int64)
+    row_off = cols.pop("utc_offset_min", None)
     build = _BUILDERS[name]
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as raw:
@@ -120,7 +122,8 @@ def write_stream(path: Path, name: str, parts: Sequence[tuple[int, Cols]], ids: 
         try:
             for s in range(0, order.size, _BATCH):
                 idx = order[s:s + _BATCH]
-                rows = build(id_arr[who[idx]].tolist(), off_arr[who[idx]].tolist(),
+                off = off_arr[who[idx]] if row_off is None else row_off[idx]
+                rows = build(id_arr[who[idx]].tolist(), off.tolist(),
                              {k: v[idx] for k, v in cols.items()})
                 fh.write(_ENCODER.encode_lines(rows))
         finally:

@@ -299,14 +299,19 @@ def test_same_seed_same_bytes_and_accelerometer_options_touch_only_its_file(tmp_
     fa, fb, fc = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
     plain, quick = _files(tmp_path / "plain"), _files(tmp_path / "fast")
     assert set(fa) == {f"{f}.jsonl" for f in FILES[1:]} | {"accelerometer.jsonl.gz",
-                                                           "participants.csv", "labels.csv"}
+                                                           "participants.csv", "labels.csv",
+                                                           "life_events.csv", "simulation.json"}
     assert fa == fb
     assert fa["screen.jsonl"] != fc["screen.jsonl"]
     assert fa["accelerometer.jsonl.gz"] != fc["accelerometer.jsonl.gz"]
     assert a.lines["screen"] == fa["screen.jsonl"].count(b"\n")
     # Each sensor has its own random stream: gzip or accelerometer settings change nothing else.
     assert gzip.decompress(fa.pop("accelerometer.jsonl.gz")) == plain.pop("accelerometer.jsonl")
-    assert fa == plain == {k: v for k, v in quick.items() if k != "accelerometer.jsonl"}
+    assert msgspec.json.decode(quick.pop("simulation.json"))["accel_hz"] == 4.0
+    assert msgspec.json.decode(plain["simulation.json"])["accel_hz"] == 1.0
+    assert fa == plain
+    assert {k: v for k, v in plain.items() if k != "simulation.json"} == \
+        {k: v for k, v in quick.items() if k != "accelerometer.jsonl"}
     first = msgspec.json.decode(quick["accelerometer.jsonl"].split(b"\n")[0])
     assert len(first["ts"]) == len(first["x"]) == 20
     assert np.allclose(np.diff(first["ts"]), 0.25, atol=2e-3)
@@ -490,4 +495,4 @@ def test_out_directory_rules(tmp_path: Path) -> None:
     simulate_cohort(tmp_path / "cohort", 1, 2)
     names = sorted(p.name for p in (tmp_path / "cohort").iterdir())
     assert "accelerometer.jsonl" in names and "accelerometer.jsonl.gz" not in names
-    assert len(names) == 9
+    assert len(names) == 11
