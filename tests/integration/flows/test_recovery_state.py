@@ -34,7 +34,7 @@ from phenoflow.core.state import StateVersionError
 from phenoflow.flows.recovery import check_state_versions
 from phenoflow.flows.stages import hourly_stage
 from phenoflow.operators.hourly.aggregator import HourlyAggregator
-from phenoflow.operators.places.clusters.frame import PrivateFrame
+from phenoflow.operators.places.frame import PrivateFrame
 from phenoflow.operators.rhythm.rolling import RhythmState
 
 P = "p-recovery"
