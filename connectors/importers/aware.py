@@ -19,7 +19,7 @@ one user may have several devices), or ``--participant ID`` for a table
 without either column; it is replaced at once by its keyed pseudonym
 (project ``"aware"``), and peers' ``trace`` hashes by keyed hashes too.
 
-Mapping (full table: docs/real-data-aware-beiwe.md):
+Mapping (full table: docs/real-data.md, "AWARE and Beiwe"):
 
 * ``screen_status`` 1 → ``on``, 0 → ``off``, 3 → ``unlock``, 2 (*locked*) →
   ``off``. The contract has no locked state. AWARE logs *locked* when the

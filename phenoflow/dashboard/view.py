@@ -12,14 +12,13 @@ participant's newest day:
 * the newest rhythm vector and a running mean of the earlier ones, to give an
   anomaly's contributors a direction (see :mod:`.words`).
 
-Sensor coverage: the contract (DESIGN.md) lists ``observed`` (sensor groups seen in the
-hour) on ``features.hourly``; this version of the hourly stage does not emit it yet.
-When a record has no ``observed`` the view derives it: nothing is observed in an hour
+Sensor coverage: ``features.hourly`` records carry ``observed`` (the sensor groups
+measured in the hour, docs/hourly.md), and the view counts those. Records written
+before that field existed have no ``observed``; for them the view derives it: nothing is observed in an hour
 with ``filled`` = 1 (no event of any sensor), and otherwise a group counts as observed
 when one of its features is non-zero (unobserved features are exactly 0 in a type-1
 hour, docs/hourly.md). That is exact for the accelerometer and the ambient sensors; for
-event sensors (calls, SMS, screen) a quiet hour looks unobserved, so the cohort page
-shows those as "hours with activity". ``any`` (an hour with data) is always exact.
+event sensors (calls, SMS, screen) a quiet hour then looks unobserved. ``any`` (an hour with data) is always exact.
 
 No Kafka import: the follower thread decodes messages and calls :meth:`DashboardView.apply`;
 the web app reads under the same lock.

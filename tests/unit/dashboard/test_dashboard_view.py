@@ -75,7 +75,7 @@ def test_coverage_counts_observed_hours_over_the_last_7_days_and_ignores_resent_
     assert cov["screen"] == pytest.approx(6 / 24) and cov["location"] == 0.0
     assert row["hours_since_data"] == pytest.approx(6.0)  # last hour with data ends at 18:00, now = 24:00
     assert not row["stale"]
-    # An explicit `observed` list (DESIGN.md contract) wins over the derivation.
+    # An explicit `observed` list (the contract) wins over the derivation.
     w = DashboardView()
     w.apply("features.hourly", _hour("p2", 0, 0, accel_mean=9.8), observed=["accel", "location"])
     assert w.cohort(w.data_now)[0]["coverage"]["location"] == pytest.approx(1 / 168)
