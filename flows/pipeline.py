@@ -74,7 +74,6 @@ def build_flow(settings: Settings, stages: tuple[str, ...], *, until_end: bool =
     scorer = None
     score_input = "rhythm.daily"
     if "score" in stages:
-
         scorer = load_scorer(settings)  # fail fast on a missing or bad model, before any I/O
         score_input = "features.hourly" if scorer.input_kind == "hourly" else "rhythm.daily"
     topics = [settings.topic(t) for t in input_topics(stages, score_input)]
