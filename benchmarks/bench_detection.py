@@ -46,9 +46,8 @@ import numpy as np
 from phenoflow.connectors.cohort import read_labels
 from phenoflow.core.contract import Survey
 from phenoflow.evaluation.detection import Confusion, confusion, quantile
+from phenoflow.offline.day_scores import rhythm_from_hourly, score_days
 from phenoflow.offline.features import hourly_features_from_cohort
-from phenoflow.operators.rhythm.rolling import RhythmState
-from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer
 from phenoflow.operators.scoring.reconstruction import OnnxScorer
 from phenoflow.operators.stepup.who5 import SurveyStepUp
 from phenoflow.simulate.simulator import BENCHMARK_SEED_MIN, simulate_cohort
@@ -75,21 +74,12 @@ class Participant:
 
 def run_cohort(cohort: Path, scorer: OnnxScorer) -> dict[str, Participant]:
     """Features → rhythm → scores → per-participant confusion and alert counts."""
-    states: dict[str, RhythmState] = {}
-    rhythm = []
-    for rec in hourly_features_from_cohort(cohort):
-        rhythm += states.setdefault(rec.participant, RhythmState(rec.participant)).update(rec)
-    for st in states.values():
-        rhythm += st.flush()
+    rhythm = rhythm_from_hourly(hourly_features_from_cohort(cohort))
     labels = read_labels(cohort / "labels.csv")
-    scorers: dict[str, ParticipantScorer] = {}
     flags: dict[str, list[tuple[date, bool]]] = defaultdict(list)
     alerts: dict[str, int] = defaultdict(int)
     days_seen: dict[str, set[str]] = defaultdict(set)
-    for d in scorer.day_errors(rhythm):
-        ps = scorers.setdefault(d.participant, ParticipantScorer(d.participant, scorer.error_space(),
-                                                                 CalibrationConfig()))
-        out = ps.update_day(d)
+    for d, out in score_days(rhythm, scorer):
         days_seen[d.participant].add(d.day)
         alerts[d.participant] += (out.anomaly is not None) + (out.stepup is not None)
         if not out.score.calibrating and out.score.score is not None:

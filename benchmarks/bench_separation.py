@@ -29,9 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from phenoflow.connectors.cohort import read_labels
+from phenoflow.offline.day_scores import rhythm_from_hourly, score_days
 from phenoflow.offline.features import hourly_features_from_cohort
-from phenoflow.operators.rhythm.rolling import RhythmState
-from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer
 from phenoflow.operators.scoring.reconstruction import OnnxScorer
 from phenoflow.simulate.simulator import simulate_cohort
 
@@ -41,20 +40,11 @@ TABLE = ("99:10x110", "123:12x120", "123:10x110")
 
 def participant_rates(cohort: Path, model: Path) -> tuple[dict[str, float], dict[str, float], set[str], int]:
     """Per-participant TPR and FPR, the participants with a relapse, anomalies while calibrating."""
-    states: dict[str, RhythmState] = {}
-    rhythm = []
-    for rec in hourly_features_from_cohort(cohort):
-        rhythm += states.setdefault(rec.participant, RhythmState(rec.participant)).update(rec)
-    for st in states.values():
-        rhythm += st.flush()
+    rhythm = rhythm_from_hourly(hourly_features_from_cohort(cohort))
     scorer = OnnxScorer(model)
-    scorers: dict[str, ParticipantScorer] = {}
     flagged: dict[str, list[tuple[date, bool]]] = {}
     calibrating_alarms = 0
-    for d in scorer.day_errors(rhythm):
-        ps = scorers.setdefault(d.participant, ParticipantScorer(d.participant, scorer.error_space(),
-                                                                 CalibrationConfig()))
-        out = ps.update_day(d)
+    for d, out in score_days(rhythm, scorer):
         if out.score.calibrating:
             calibrating_alarms += out.anomaly is not None
         elif out.score.score is not None:

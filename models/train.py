@@ -47,7 +47,7 @@ from phenoflow.operators.scoring.reconstruction import (
 
 __all__ = [
     "InputKind", "ModelKind", "NEAR_RELAPSE_DAYS", "DEFAULT_WINDOWS", "TrainSummary", "is_near_relapse",
-    "error_group", "fit_feature_spec", "data_sha256", "train_model", "rhythm_from_hourly", "load_topic_dump",
+    "error_group", "fit_feature_spec", "data_sha256", "train_model", "load_topic_dump",
     "train_from_cohort"
 ]
 
@@ -397,23 +397,6 @@ def _threshold_factor(path: Path, records: Sequence[Any],
             "threshold_setup": json.dumps(config.setup(), sort_keys=True)}
 
 
-def rhythm_from_hourly(hourly: Iterable[Any]) -> list[Any]:
-    """HourlyFeatures (per participant, hour order) → RhythmDaily records, one state per participant."""
-    from phenoflow.operators.rhythm.rolling import RhythmState
-
-    states: dict[str, Any] = {}
-    out: list[Any] = []
-    for rec in hourly:
-        pid = rec.participant
-        state = states.get(pid)
-        if state is None:
-            state = states[pid] = RhythmState(pid)
-        out.extend(state.update(rec))
-    for state in states.values():
-        out.extend(state.flush())
-    return out
-
-
 def load_topic_dump(path: Path, input_kind: InputKind) -> list[Any]:
     """JSON lines of ``rhythm.daily`` / ``features.hourly`` values → contract records."""
     from phenoflow.core.contract import DeadLetter, decode
@@ -469,6 +452,8 @@ def train_from_cohort(
         hourly = hourly_features_from_cohort(src)
         if input_kind == "rhythm":
             say("computing rhythm statistics")
+            from phenoflow.offline.day_scores import rhythm_from_hourly
+
             records = rhythm_from_hourly(hourly)
         else:
             records = list(hourly)

@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 
 from phenoflow.connectors.cohort import read_labels
+from phenoflow.offline.day_scores import rhythm_from_hourly, score_days
 from phenoflow.offline.features import hourly_features_from_cohort
-from phenoflow.operators.rhythm.rolling import RhythmState
-from phenoflow.operators.scoring.calibration import CalibrationConfig, ParticipantScorer
 from phenoflow.operators.scoring.reconstruction import OnnxScorer
 from phenoflow.simulate.simulator import cohort_truth, simulate_cohort
 
@@ -35,21 +34,12 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, list
     """{participant: [(day, flagged)]} of scored days, labels, and every calibrating outcome."""
     cohort = tmp_path_factory.mktemp("heldout") / "cohort"
     simulate_cohort(cohort, PARTICIPANTS, DAYS, SEED, relapse_share=0.5, signature_strength=STRENGTH)
-    states: dict[str, RhythmState] = {}
-    rhythm = []
-    for rec in hourly_features_from_cohort(cohort):
-        rhythm += states.setdefault(rec.participant, RhythmState(rec.participant)).update(rec)
-    for st in states.values():
-        rhythm += st.flush()
+    rhythm = rhythm_from_hourly(hourly_features_from_cohort(cohort))
     model = Path(str(resources.files("phenoflow.models").joinpath("default.onnx")))
     scorer = OnnxScorer(model)
-    scorers: dict[str, ParticipantScorer] = {}
     scored: dict[str, list[tuple[date, bool]]] = {}
     calibrating = []
-    for d in scorer.day_errors(rhythm):
-        ps = scorers.setdefault(d.participant, ParticipantScorer(d.participant, scorer.error_space(),
-                                                                 CalibrationConfig()))
-        out = ps.update_day(d)
+    for d, out in score_days(rhythm, scorer):
         if out.score.calibrating:
             calibrating.append(out)
         elif out.score.score is not None:
