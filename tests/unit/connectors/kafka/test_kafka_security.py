@@ -21,7 +21,7 @@ SECURE_ENV = {
 }
 
 
-def test_security_settings_reach_kafka_and_registry_configs_and_stay_out_of_repr(monkeypatch) -> None:  # noqa: ANN001
+def test_security_settings_reach_kafka_and_registry_configs_and_stay_out_of_repr(monkeypatch) -> None:
     for k, v in SECURE_ENV.items():
         monkeypatch.setenv(k, v)
     s = load_settings(bootstrap="kafka:9093")
@@ -50,7 +50,7 @@ def test_unreachable_broker_error_does_not_show_the_password(tmp_path: Path) -> 
     assert PASSWORD not in res.stderr + res.stdout
 
 
-def test_generated_pseudonym_key_lives_beside_the_config(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_generated_pseudonym_key_lives_beside_the_config(tmp_path: Path, monkeypatch) -> None:
     conf = tmp_path / "study" / "study.toml"
     conf.parent.mkdir()
     conf.write_text('topic_prefix = "s."\n')

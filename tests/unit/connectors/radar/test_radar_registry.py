@@ -53,7 +53,7 @@ def registry() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
     server.shutdown()
 
 
-def test_registry_ids_are_fetched_once_with_basic_auth_and_unknown_ids_dead_letter(registry) -> None:  # noqa: ANN001
+def test_registry_ids_are_fetched_once_with_basic_auth_and_unknown_ids_dead_letter(registry) -> None:
     url, seen = registry
     settings = load_settings(schema_registry_url=url, schema_registry_auth="bot:pw")
     store = SchemaStore.from_registry(settings.registry_config())

@@ -46,7 +46,7 @@ def by_hour(records: list[HourlyFeatures]) -> dict[float, HourlyFeatures]:
 
 
 def test_screen_hour_without_accelerometer_and_accelerometer_hour_without_calls() -> None:
-    h = lambda k: T0 + 3600.0 * k  # noqa: E731
+    h = lambda k: T0 + 3600.0 * k
     events = [
         acc(h(0) + 10, 9.81, 9.90, 9.70),              # hour 0: accelerometer only
         scr(h(1) + 100, "on"), scr(h(1) + 400, "off"),  # hour 1: screen only
@@ -76,7 +76,7 @@ def test_screen_hour_without_accelerometer_and_accelerometer_hour_without_calls(
 
 def test_call_log_silence_is_a_zero_only_while_the_log_is_running() -> None:
     cfg = HourlyConfig()
-    h = lambda k: T0 + 3600.0 * k  # noqa: E731
+    h = lambda k: T0 + 3600.0 * k
     call = Call(participant=P, utc_offset_min=0, ts=h(30) + 60, direction="incoming", duration_s=30)
     events = [acc(h(k) + 1, 9.81) for k in range(0, 96)] + [call]  # 4 days of accelerometer hours
     recs = by_hour(run(events, cfg))
