@@ -11,7 +11,7 @@ from phenoflow.connectors.importers import get_reader
 from phenoflow.connectors.importers.report import ImportReport
 from phenoflow.connectors.importers.writer import CohortWriter
 from phenoflow.core.config import Settings
-from phenoflow.core.pseudonym import load_or_create_secret, pseudonymize, salt_id
+from phenoflow.core.pseudonym import load_or_create_secret, memoised_pseudonyms, salt_id
 
 __all__ = ["ImportResult", "run_import", "source_size"]
 
@@ -39,14 +39,7 @@ def run_import(fmt: str, src: Path, out: Path, settings: Settings, *, participan
     reader = get_reader(fmt)
     key_file = Path(settings.pseudonym_key_file)
     secret, created = load_or_create_secret(settings.pseudonym_secret, key_file)
-    cache: dict[tuple[str, str], str] = {}
-
-    def pseudonym(project: str, user: str) -> str:
-        hit = cache.get((project, user))
-        if hit is None:
-            hit = cache[(project, user)] = pseudonymize(project, user, secret)
-        return hit
-
+    pseudonym = memoised_pseudonyms(secret)
     report = ImportReport(format=fmt, salt_id=salt_id(secret))
     writer = CohortWriter(out, report, **({} if spill_bytes is None else {"spill_bytes": spill_bytes}))
     params = inspect.signature(reader).parameters

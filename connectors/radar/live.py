@@ -43,7 +43,7 @@ from phenoflow.core import telemetry as metrics
 from phenoflow.core.config import Settings
 from phenoflow.core.contract import MAX_CHUNK, TOPIC_TYPES, DeadLetter, Event, dead_letter
 from phenoflow.core.errors import UserError
-from phenoflow.core.pseudonym import load_or_create_secret, pseudonymize
+from phenoflow.core.pseudonym import load_or_create_secret, memoised_pseudonyms
 from phenoflow.core.state import PickleSnapshot
 
 __all__ = ["radar_topics", "schema_store", "pseudonymizer", "radar_decoder", "time_zone_history", "LocalTimeState"]
@@ -80,15 +80,7 @@ def pseudonymizer(settings: Settings) -> Callable[[str, str], str]:
     from pathlib import Path
 
     secret, _ = load_or_create_secret(settings.pseudonym_secret, Path(settings.pseudonym_key_file))
-    cache: dict[tuple[str, str], str] = {}
-
-    def pseudonym(project: str, user: str) -> str:
-        hit = cache.get((project, user))
-        if hit is None:
-            hit = cache[(project, user)] = pseudonymize(project, user, secret)
-        return hit
-
-    return pseudonym
+    return memoised_pseudonyms(secret)
 
 
 def radar_decoder(settings: Settings, store: SchemaStore | None = None,

@@ -34,10 +34,11 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import Callable
 
 from phenoflow.core.errors import UserError
 
-__all__ = ["DEFAULT_KEY_FILE", "load_or_create_secret", "pseudonymize", "salt_id"]
+__all__ = ["DEFAULT_KEY_FILE", "load_or_create_secret", "memoised_pseudonyms", "pseudonymize", "salt_id"]
 
 #: Where a generated secret is kept when none is configured.
 DEFAULT_KEY_FILE = Path(".phenoflow") / "pseudonym.key"
@@ -51,6 +52,19 @@ def pseudonymize(project: str, user: str, secret: bytes) -> str:
         raise UserError("pseudonym secret is empty — set pseudonym_secret or delete the empty key file")
     digest = hmac.new(secret, f"{project}{_SEP}{user}".encode(), hashlib.sha256).digest()
     return "p" + base64.b32encode(digest).decode("ascii")[:20].lower()
+
+
+def memoised_pseudonyms(secret: bytes) -> Callable[[str, str], str]:
+    """``(project, user) → participant`` under ``secret``, one HMAC per distinct raw id (hot paths)."""
+    cache: dict[tuple[str, str], str] = {}
+
+    def pseudonym(project: str, user: str) -> str:
+        hit = cache.get((project, user))
+        if hit is None:
+            hit = cache[(project, user)] = pseudonymize(project, user, secret)
+        return hit
+
+    return pseudonym
 
 
 def salt_id(secret: bytes) -> str:
