@@ -12,22 +12,16 @@ is *other*.
   model is refitted every ``refit_days``-th close (default 1: every day).
   Between refits fixes are labelled with the previous fit.
 * Approximation — snapping to a grid relative to ε: before clustering, fixes
-  are snapped to a grid of cells ``GRID_FRACTION``·ε = ε/30 on a side (33 m
-  for ε = 1 km, about the median accuracy of a phone fix) and DBSCAN runs on
-  the occupied cells with the fixes per cell as ``sample_weight`` (exactly
-  DBSCAN on the snapped fixes). Rows are ε/30 of latitude; within a row the
-  longitude step is ε/30 divided by the cosine of the row's latitude, so a
-  cell is ε/30 wide east–west at every latitude. Why equal metres: fixes are
-  kept in the participant's private frame (:mod:`.frame`), a random rotation
-  that puts a home anywhere on the sphere; a grid of equal degrees would have
-  1/cos φ times as many cells there (π/2 on average, unbounded towards the
-  poles), and the fit's cost grows with the cells. Why a grid at all: the
+  are snapped to a grid of step ``GRID_FRACTION``·ε = ε/30 (33 m for
+  ε = 1 km, about the median accuracy of a phone fix) in degrees of latitude
+  and of longitude, and DBSCAN runs on the occupied cells with the fixes per
+  cell as ``sample_weight`` (exactly DBSCAN on the snapped fixes). Why: the
   neighbourhood search grows with the pairs of points within ε of each other;
   a 14-day history of ~1 500 fixes with ~30 m GPS jitter occupies ~370 cells
   of the former fixed 1e-4° grid but ~130 cells of ε/30, a ~2.5× cheaper fit.
   Bound: a fix moves by at most half a cell diagonal, (ε/30)/√2 ≈ 2.4 % of ε
-  (times 1 + tan|φ|·ε/(60 R) for the fix's latitude within its row: < 0.2 %
-  up to 89.9°), so a pairwise distance changes by at most ≈ 4.7 % of ε; only
+  (less east–west away from the equator, where a degree of longitude is
+  shorter), so a pairwise distance changes by at most ≈ 4.7 % of ε; only
   pairs whose true distance lies within that band around ε can change
   neighbour (and so core) status. Measured on simulated cohorts, the
   primary/secondary/other labels equal those of unsnapped DBSCAN for
@@ -93,35 +87,21 @@ _Index = tuple["BallTree | None", NDArray[np.int8]]
 
 
 def grid_step_deg(eps_m: float) -> float:
-    """Snapping grid step, degrees of a great circle: ``GRID_FRACTION``·ε converted at 1° = R·π/180 m."""
+    """Snapping grid step, degrees: ``GRID_FRACTION``·ε converted at 1° = R·π/180 m."""
     return max(float(eps_m) * GRID_FRACTION / _METRES_PER_DEG, _MIN_STEP_DEG)
 
 
-def _row_cos(i: NDArray[np.int64], step: float) -> NDArray[np.float64]:
-    """cos of the latitude of grid row ``i``: the row's longitude step is ``step`` / this."""
-    return np.cos(np.radians(i * step))
-
-
 def _cell_keys(lat: NDArray[np.float64], lon: NDArray[np.float64], step: float) -> NDArray[np.int64]:
-    """One int64 per fix naming its grid cell; sorting keys sorts cells by (lat, lon) index.
-
-    Row i = rint(lat / step); column j = rint(lon · cos φᵢ / step), φᵢ = i · step, so
-    cells are ``step`` degrees of a great circle on both sides at every latitude.
-    |j| ≤ 180 / step as for an equal-degree grid, so the keys cannot overflow.
-    """
+    """One int64 per fix naming its grid cell; sorting keys sorts cells by (lat, lon) index."""
     i = np.rint(np.asarray(lat, np.float64) / step).astype(np.int64)
-    j = np.rint(np.asarray(lon, np.float64) * _row_cos(i, step) / step).astype(np.int64)
+    j = np.rint(np.asarray(lon, np.float64) / step).astype(np.int64)
     return (i + _I0) * _NJ + (j + _J0)
 
 
 def _cell_radians(keys: NDArray[np.int64], step: float) -> NDArray[np.float64]:
     """(n, 2) [lat, lon] radians of the cell centres named by ``keys``."""
     i, j = np.divmod(keys, _NJ)
-    i -= _I0
-    c = _row_cos(i, step)
-    # At a pole (cos 0) every longitude is one cell, j = 0: its centre is the pole itself.
-    lon = np.divide((j - _J0) * step, c, out=np.zeros(c.shape), where=c > 1e-12)
-    return to_radians(i * step, lon)
+    return to_radians((i - _I0) * step, (j - _J0) * step)
 
 
 def _index(cells: NDArray[np.float64], roles: NDArray[np.int8]) -> _Index:

@@ -157,34 +157,7 @@ def test_snapping_moves_a_fix_by_at_most_the_documented_bound() -> None:
         cells = np.degrees(_cell_radians(_cell_keys(lat, lon, step), step))
         moved = haversine_m(lat, lon, cells[:, 0], cells[:, 1])
         bound = GRID_FRACTION * eps_m / math.sqrt(2)
-        # A fix's latitude differs from its row's by ≤ half a step: cos φ / cos φᵢ ≤ 1 + tan|φ|·step/2.
-        row_slack = 1 + math.tan(math.radians(89.9)) * GRID_FRACTION * eps_m / (2 * EARTH_RADIUS_M)
-        assert moved.max() <= bound * row_slack and moved.max() > 0.9 * bound
-
-
-def _jittered_place(lat0: float, lon0: float, rng: np.random.Generator, n: int = 1500,
-                    sd_m: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
-    """n fixes with ``sd_m`` of Gaussian jitter (metres, north and east) around one place."""
-    north, east = rng.normal(0.0, sd_m, (2, n))
-    lat = lat0 + np.degrees(north / EARTH_RADIUS_M)
-    lon = lon0 + np.degrees(east / (EARTH_RADIUS_M * math.cos(math.radians(lat0))))
-    return lat, lon
-
-
-def test_grid_cells_are_equal_metres_at_every_latitude() -> None:
-    # The private frame puts a home anywhere on the sphere; the same place must cost the same
-    # number of cells there (an equal-degree grid needs 1/cos φ as many: 2.9× at 70°, 11× at 85°).
-    step = grid_step_deg(1000.0)
-    counts = {}
-    for lat0 in (0.0, 45.0, 70.0, 85.0, -80.0):
-        lat, lon = _jittered_place(lat0, 100.0, np.random.default_rng(3))
-        counts[lat0] = np.unique(_cell_keys(lat, lon, step)).size
-    print(f"\ncells per latitude: {counts}")
-    assert max(counts.values()) <= 1.2 * min(counts.values()), counts
-    # Cell centres lie where the cells are: a centre is within half a diagonal of each of its fixes.
-    lat, lon = _jittered_place(85.0, -179.99, np.random.default_rng(4))
-    cells = np.degrees(_cell_radians(_cell_keys(lat, lon, step), step))
-    assert haversine_m(lat, lon, cells[:, 0], cells[:, 1]).max() <= 1.01 * GRID_FRACTION * 1000.0 / math.sqrt(2)
+        assert moved.max() <= bound * (1 + 1e-9) and moved.max() > 0.9 * bound
 
 
 def test_pickle_leaves_out_the_label_tree_and_restores_identical_labels() -> None:
