@@ -68,9 +68,10 @@ class Settings:
     #: RADAR-base: directory of .avsc files (RADAR-Schemas' commons/), optional ids.json (docs/real-data.md).
     radar_schemas_dir: str = ""
     #: RADAR-base topics read by ``--source radar`` (full names, comma-separated; no prefix is added).
+    #: PHQ-8 (questionnaire_phq8) is left out: it is not WHO-5, every record would be a dead letter.
     radar_topics: str = ("application_time_zone,android_phone_acceleration,android_phone_user_interaction,"
                          "android_phone_light,android_phone_relative_location,android_phone_call,"
-                         "android_phone_sms,questionnaire_phq8")
+                         "android_phone_sms")
     #: RADAR-base: IANA zone of participants until their first application_time_zone record; empty = UTC.
     radar_timezone: str = ""
     #: Kafka security (every client: flows, tools, Schema Registry); see docs/deploy.md.

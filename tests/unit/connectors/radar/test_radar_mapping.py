@@ -154,3 +154,13 @@ def test_writer_sorts_across_spilled_runs_and_validates(tmp_path: Path) -> None:
     assert (tmp_path / "participants.csv").read_text().split() == ["participant", "p0", "p1"]
     assert json.loads((tmp_path / "import_report.json").read_text())["written"] == {"raw.screen": 8, "raw.accelerometer": 1}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".import-")]
+
+
+def test_default_radar_topics_are_known_and_none_is_read_only_to_be_dropped() -> None:
+    from phenoflow.core.config import Settings
+
+    topics = Settings().radar_topics.split(",")
+    assert topics and all(t in m.TOPIC_SCHEMA for t in topics), topics
+    # PHQ-8 is not WHO-5: reading it by default would dead-letter every record (and trip the
+    # dead-letter-rate alert); docs/real-data.md says how to add it.
+    assert "questionnaire_phq8" not in topics

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 from sklearn.cluster import DBSCAN
 from sklearn.neighbors import BallTree
 
@@ -227,12 +228,27 @@ def simulated_days(directory: Path) -> dict[str, list[tuple[np.ndarray, np.ndarr
     return out
 
 
-def test_snapped_labels_agree_with_exact_dbscan_on_simulated_fixes(tmp_path: Path) -> None:
-    """The documented approximation: ≥ 99 % of fixes get the label unsnapped DBSCAN gives them."""
+def _rotate(lat: np.ndarray, lon: np.ndarray, rotation: Rotation) -> tuple[np.ndarray, np.ndarray]:
+    """Fixes rotated on the sphere (as the private frame does), degrees in and out."""
+    p, lam = np.radians(lat), np.radians(lon)
+    x, y, z = rotation.apply(np.column_stack([np.cos(p) * np.cos(lam), np.cos(p) * np.sin(lam), np.sin(p)])).T
+    return np.degrees(np.arctan2(z, np.hypot(x, y))), np.degrees(np.arctan2(y, x))
+
+
+@pytest.mark.parametrize("rotated", [False, True], ids=["as recorded", "randomly rotated"])
+def test_snapped_labels_agree_with_exact_dbscan_on_simulated_fixes(tmp_path: Path, rotated: bool) -> None:
+    """The documented approximation: ≥ 99 % of fixes get the label unsnapped DBSCAN gives them.
+
+    Also in a random frame per participant (scipy's uniform random rotations, independent of
+    :mod:`phenoflow.operators.places.frame`), where homes land at any latitude.
+    """
     simulate_cohort(tmp_path / "c", participants=10, days=16, seed=1)
     agree = total = 0
     seen: set[int] = set()
-    for days in simulated_days(tmp_path / "c").values():
+    for k, days in enumerate(simulated_days(tmp_path / "c").values()):
+        if rotated:
+            rot = Rotation.random(random_state=100 + k)
+            days = [(ts, *_rotate(la, lo, rot), end) for ts, la, lo, end in days]
         model = PlaceModel()
         for ts, lat, lon, end in days[:14]:  # 14 days of history, then label them and day 15
             model.add(ts, lat, lon, now=end)
