@@ -8,7 +8,7 @@
 * every module declares ``__all__`` and every name in it exists.
 
 Module names come from the ``package-dir`` mapping in ``pyproject.toml``
-(``flows/`` is ``phenoflow.flows``, ...), as /work/prompts/import_graph.py does.
+(``flows/`` is ``phenoflow.flows``, ...).
 """
 
 from __future__ import annotations
