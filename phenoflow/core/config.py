@@ -10,6 +10,8 @@ keys as :class:`Settings`, e.g.::
 
 Every key can also be set as an environment variable ``PHENOFLOW_<KEY>`` in
 upper case (``PHENOFLOW_BOOTSTRAP``, ``PHENOFLOW_TOPIC_PREFIX``, ...).
+Comma-separated settings (``count_columns``, ``radar_topics``, ``kafka_options``)
+also accept a TOML array of strings in the file: ``count_columns = ["call_n", "sms_n"]``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class Settings:
     place_min_samples: int = 10
     #: Rhythm: minimum share of valid hours for a window's statistic to be reported.
     rhythm_min_coverage: float = 0.5
+    #: ``phenoflow rhythm`` (offline CSV): comma-separated columns without IS/IV; empty = every column gets them.
+    count_columns: str = ""
     #: Scoring: path of the ONNX model; empty = the shipped default.
     model_path: str = ""
     #: Scoring: days per participant used to learn its error distribution and threshold.
@@ -148,6 +152,12 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     try:
         if kind is bool:
             return str(value).lower() in {"1", "true", "yes", "on"}
+        if kind is str and isinstance(value, list):
+            # A TOML array for a comma-separated setting (count_columns = ["a", "b"]);
+            # str() of the list would silently become one nonsense name.
+            if not all(isinstance(v, str) and "," not in v for v in value):
+                raise TypeError
+            return ",".join(value)
         return kind(value)
     except (TypeError, ValueError):
         raise UserError(

@@ -151,7 +151,7 @@ def rhythm_from_csv(
     count_columns: Sequence[str] = (),
     min_coverage: float = DEFAULT_MIN_COVERAGE,
 ) -> int:
-    """Compute rhythm statistics for every local day with data; return the exit code.
+    """Compute rhythm statistics for every local day with data; return the number of days written.
 
     ``modalities``: columns to use (default: every column but ``time`` and
     ``filled``). IS and IV are defined for any hourly series (actigraphy counts are
@@ -166,7 +166,8 @@ def rhythm_from_csv(
     unknown = [c for c in count_columns if c not in mods]
     if unknown:
         raise UserError(f"{path}: --count-columns {', '.join(unknown)} not among the columns "
-                        f"({', '.join(mods)}) — name columns of the CSV")
+                        f"({', '.join(mods)}) — name columns of the CSV (in --count-columns, "
+                        "PHENOFLOW_COUNT_COLUMNS or the config file's count_columns)")
     cont = tuple(m for m in mods if m not in set(count_columns)) if continuous is None else tuple(continuous)
     span = max(WINDOWS_DAYS)
     empty = np.full((24, len(mods)), np.nan)
@@ -178,6 +179,7 @@ def rhythm_from_csv(
             target = Path(out).open("w", encoding="utf-8")
         except OSError as exc:
             raise UserError(f"{out}: cannot write ({exc.strerror}) — choose a writable path") from None
+    written = 0
     try:
         for day in sorted(days):
             if np.isnan(days[day]).all():
@@ -192,7 +194,8 @@ def rhythm_from_csv(
                 "coverage": coverage,
             }
             target.write(json.dumps(line, allow_nan=False, separators=(",", ":")) + "\n")
+            written += 1
     finally:
         if out is not None:
             target.close()
-    return 0
+    return written

@@ -40,7 +40,7 @@ BAD_LINES = [
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("flow") / "cohort"
-    simulate_cohort(path, participants=3, days=5, seed=11)
+    simulate_cohort(path, participants=3, days=5, seed=15)  # p003 is at UTC+05:30 (a half-hour zone)
     with open(path / "screen.jsonl", "ab") as fh:
         fh.write(b"\n".join(BAD_LINES) + b"\n")
     return path
@@ -80,6 +80,10 @@ def test_hourly_and_rhythm_flow_equals_offline_operators(cohort: Path, kafka: Se
         assert hours == [hours[0] + 3600.0 * i for i in range(len(hours))], p
     assert sum(r["filled"] == 1.0 for r in hourly) > 0  # type-2 hours are present and imputed
     assert _canon(hourly) == _canon(offline)
+    # The half-hour zone streams the same records, starting with the UTC hour 18:00 before local
+    # midnight (local 23:30 the day before the cohort starts; docs/hourly.md, "Records and time").
+    first = min((r for r in hourly if r["utc_offset_min"] == 330), key=lambda r: r["hour_start"])
+    assert (_local_date(first["hour_start"], 330), first["local_hour"]) == ("2023-12-31", 23)
 
     rhythm = _dump(kafka, "rhythm.daily")
     expected: list[RhythmDaily] = []

@@ -78,3 +78,23 @@ def test_cli_flag_beats_environment_and_file(tmp_path: Path) -> None:
     # One run (each waits for the unreachable broker): the flag wins over env and file.
     message = named_broker("--bootstrap", "127.0.0.1:3", PHENOFLOW_BOOTSTRAP="127.0.0.1:2")
     assert "127.0.0.1:3" in message and "127.0.0.1:2" not in message and "127.0.0.1:1" not in message
+
+
+def test_count_columns_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """count_columns (``phenoflow rhythm --count-columns``): default < file < env < flag, one name everywhere."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('count_columns = "call_n,sms_n"\n')
+    assert load_settings().count_columns == ""  # default: every column gets IS/IV
+    assert load_settings(cfg).count_columns == "call_n,sms_n"
+    cfg_list = tmp_path / "list.toml"
+    cfg_list.write_text('count_columns = ["call_n", "sms_n"]\n')  # a TOML array means the same
+    assert load_settings(cfg_list).count_columns == "call_n,sms_n"
+    monkeypatch.setenv("PHENOFLOW_COUNT_COLUMNS", "screen_on_s")
+    assert load_settings(cfg).count_columns == "screen_on_s"
+    assert load_settings(cfg, count_columns=None).count_columns == "screen_on_s"  # flag not given
+    assert load_settings(cfg, count_columns="distance_m").count_columns == "distance_m"
+    assert load_settings(cfg, count_columns="").count_columns == ""  # an empty flag opts nothing out
+    bad = tmp_path / "bad.toml"
+    bad.write_text("count_columns = [1, 2]\n")
+    with pytest.raises(UserError, match="count_columns=.* is not a valid str"):
+        load_settings(bad)

@@ -54,7 +54,7 @@ def test_csv_lines_equal_the_streaming_stage(tmp_path: Path) -> None:
     src, out = tmp_path / "hourly.csv", tmp_path / "rhythm.jsonl"
     write_csv(src, rows)
     # The stage's default: IS/IV for accel_sd only; the CSV command opts the others out.
-    assert rhythm_from_csv(src, out, count_columns=["screen_on_s", "call_n"]) == 0
+    assert rhythm_from_csv(src, out, count_columns=["screen_on_s", "call_n"]) == 4  # days written
     lines = read_lines(out)
     # the same rows through RhythmState (offset −240 min: local wall-clock times)
     state = RhythmState("p1", MODS)
@@ -87,7 +87,7 @@ def test_csv_lines_equal_the_streaming_stage(tmp_path: Path) -> None:
 def test_writes_to_stdout_without_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "h.csv"
     write_csv(src, make_rows(2), with_filled=False)
-    assert rhythm_from_csv(src, None) == 0
+    assert rhythm_from_csv(src, None) == 2  # days written
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["day"] for x in lines] == ["2024-05-01", "2024-05-02"]
     assert lines[1]["features"]["screen_on_s.m10.w2"] is not None
