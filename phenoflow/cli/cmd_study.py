@@ -17,16 +17,16 @@ __all__ = ["rhythm", "demo", "evaluate", "audit", "train"]
 def rhythm(
     hourly_csv: Path = typer.Argument(..., help="CSV: a `time` column (local hour start, ISO 8601) and one column per modality."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write JSON lines here instead of stdout."),
-    min_coverage: float = typer.Option(0.5, help="Below this share of valid hours a window's statistic is null."),
+    min_coverage: Optional[float] = typer.Option(None, "--min-coverage", help="Below this share of valid hours a window's statistic is null (default: $PHENOFLOW_RHYTHM_MIN_COVERAGE, config rhythm_min_coverage, else 0.5)."),
     count_columns: Optional[str] = typer.Option(None, "--count-columns", help="Comma-separated columns without IS/IV (default: $PHENOFLOW_COUNT_COLUMNS, config count_columns, else every column gets them)."),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Rhythm statistics offline on any hourly series: one JSON line per local day."""
     from phenoflow.offline.rhythm_csv import rhythm_from_csv
 
-    settings = settings_from_flags(None, config, count_columns=count_columns)
+    settings = settings_from_flags(None, config, count_columns=count_columns, rhythm_min_coverage=min_coverage)
     counts = [c.strip() for c in settings.count_columns.split(",") if c.strip()]
-    n = rhythm_from_csv(hourly_csv, out_file, count_columns=counts, min_coverage=min_coverage)
+    n = rhythm_from_csv(hourly_csv, out_file, count_columns=counts, min_coverage=settings.rhythm_min_coverage)
     if out_file is not None:
         err.print(f"wrote {n:,} days to {out_file}")
 

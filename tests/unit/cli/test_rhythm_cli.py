@@ -55,3 +55,24 @@ def test_cli_takes_count_columns_from_config_env_and_flag(tmp_path: Path) -> Non
     # A column the CSV lacks is one clear error, whichever layer named it.
     res = runner.invoke(app, ["rhythm", str(src), "--out", str(out)], env={"PHENOFLOW_COUNT_COLUMNS": "calls"})
     assert res.exit_code != 0 and "PHENOFLOW_COUNT_COLUMNS" in str(res.exception)
+
+
+def test_cli_takes_min_coverage_from_config_env_and_flag(tmp_path: Path) -> None:
+    # Day 2 misses 6 of accel_sd's 24 hours: its 2-day window has 42/48 = 0.875 of its hours.
+    lines = ["time,accel_sd"] + [f"2024-05-0{d}T{h:02d}:00,{'' if d == 2 and h < 6 else 0.1 + 0.02 * h}"
+                                 for d in (1, 2) for h in range(24)]
+    src, out = tmp_path / "h.csv", tmp_path / "r.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("rhythm_min_coverage = 0.9\n")
+    runner = CliRunner()
+
+    def m10(*args: str, **env: str) -> float | None:
+        res = runner.invoke(app, ["rhythm", str(src), "--out", str(out), *args], env=env or None)
+        assert res.exit_code == 0, res.output
+        return json.loads(out.read_text().splitlines()[-1])["features"]["accel_sd.m10.w2"]
+
+    assert m10() is not None  # default 0.5 ≤ 0.875
+    assert m10("--config", str(cfg)) is None  # the file's 0.9 > 0.875
+    assert m10(PHENOFLOW_RHYTHM_MIN_COVERAGE="0.9") is None
+    assert m10("--config", str(cfg), "--min-coverage", "0.8") is not None  # the flag beats the file
