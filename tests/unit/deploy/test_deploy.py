@@ -187,6 +187,15 @@ def test_configmap_keys_are_phenoflow_settings(k8s: dict, sts: dict, monkeypatch
         assert c["envFrom"] == [{"configMapRef": {"name": "phenoflow-settings"}}]
 
 
+def test_every_pod_gets_the_study_key_from_one_secret(k8s: dict, sts: dict) -> None:
+    """Pods share one key across restarts (pseudonyms, private place frame): a Secret, never a generated file."""
+    main = _container(sts, "phenoflow")
+    (ref,) = [e["valueFrom"]["secretKeyRef"] for e in main["env"] if e["name"] == "PHENOFLOW_PSEUDONYM_SECRET"]
+    secret = k8s[("Secret", ref["name"])]  # the try-it overlay's; production creates its own (docs/deploy.md)
+    assert ref["key"] in secret["stringData"] and "dev-only" in secret["stringData"][ref["key"]]
+    assert "PHENOFLOW_PSEUDONYM_SECRET" not in k8s[("ConfigMap", "phenoflow-settings")]["data"]
+
+
 def test_dev_kafka_is_what_the_configmap_points_at(k8s: dict) -> None:
     host, port = k8s[("ConfigMap", "phenoflow-settings")]["data"]["PHENOFLOW_BOOTSTRAP"].split(":")
     svc = k8s[("Service", host)]
@@ -405,8 +414,9 @@ def test_compose_phenoflow_command_parses_and_mounts_its_recovery_volume(monkeyp
     ctx = typer.main.get_command(app).commands["run"].make_context("run", list(cmd[2:]))
     assert parse_stages(ctx.params["stages"]) == ("hourly", "rhythm", "score")
     mounts = dict(v.split(":", 1) for v in svc["volumes"])
-    assert mounts == {"recovery": str(ctx.params["recovery"])}
-    assert "recovery" in compose["volumes"]
+    key_dir = str(Path(svc["environment"]["PHENOFLOW_PSEUDONYM_KEY_FILE"]).parent)
+    assert mounts == {"recovery": str(ctx.params["recovery"]), "keys": key_dir}  # the key apart from the snapshots
+    assert "recovery" in compose["volumes"] and "keys" in compose["volumes"]
     assert svc["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
     assert (DEPLOY / svc["build"]["context"] / svc["build"]["dockerfile"]).is_file()
     env = svc["environment"]
