@@ -89,7 +89,7 @@ def _script(container: dict[str, Any]) -> str:
 def test_manifests_pass_the_kubernetes_schemas_strictly(version: str) -> None:
     import kubernetes_validate
     objs = list(_manifests().values())
-    assert {o["kind"] for o in objs} == {"Namespace", "ConfigMap", "Service", "StatefulSet"}
+    assert {o["kind"] for o in objs} == {"Namespace", "ConfigMap", "Secret", "Service", "StatefulSet"}
     for obj in objs:
         kubernetes_validate.validate(obj, version, strict=True)  # raises on any error
     bad = json.loads(json.dumps(_manifests()[("StatefulSet", "phenoflow")]))
