@@ -167,6 +167,13 @@ def test_restart_from_snapshots_continues_in_the_same_frame_another_key_is_refus
     msg = str(info.value)
     assert "\n" not in msg and str(rec) in msg and salt_id(SECRET.encode()) in msg
     assert salt_id(b"another-study-secret") in msg and SECRET not in msg
+    # The CLI says it in one line and starts nothing (the bootstrap is unreachable on purpose).
+    env = {**os.environ, "PHENOFLOW_BOOTSTRAP": "127.0.0.1:9", "PHENOFLOW_PSEUDONYM_SECRET": "another-study-secret"}
+    res = subprocess.run([sys.executable, "-m", "phenoflow", "run", "--stages", "hourly", "--recovery", str(rec)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and "Traceback" not in res.stderr and len(lines) == 1, res.stderr
+    assert salt_id(b"another-study-secret") in " ".join(res.stderr.split()) and "another-study-secret" not in res.stderr
 
     second = run_flow(aborting, rec)  # resumes: hourly_stage re-attaches the key to the restored state
     # Records re-emitted after the last snapshot are identical duplicates; together: the reference, exactly.

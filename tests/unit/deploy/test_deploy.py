@@ -468,7 +468,7 @@ def test_dockerfile_passes_hadolint_and_copies_what_the_build_context_keeps() ->
     assert re.search(r"pip install --no-cache-dir \.(\s|$)", dockerfile.read_text()), "runtime deps only, no extras"
 
 
-def test_the_flow_builds_without_torch_as_in_the_image() -> None:
+def test_the_flow_builds_without_torch_as_in_the_image(tmp_path: Path) -> None:
     """The image installs no `train` extra: building every stage must not import torch."""
     code = """
 import sys
@@ -484,6 +484,10 @@ build_flow(load_settings(), parse_stages("hourly,rhythm,score"))
 print("built", "torch" in sys.modules)
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHENOFLOW_")}
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    # In a scratch directory, as the image runs in /tmp: the hourly stage creates the study key
+    # (.phenoflow/pseudonym.key) there when none is configured.
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["built", "False"]
+    assert (tmp_path / ".phenoflow" / "pseudonym.key").is_file()
