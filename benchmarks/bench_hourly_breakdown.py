@@ -138,6 +138,7 @@ def _whole_flow_variants(settings: Settings, flow_cpu: float, run_flow: Callable
 
 def _breakdown(settings: Settings, flow_cpu: float) -> None:
     from phenoflow.core.contract import DeadLetter, _check, decode
+    from phenoflow.core.pseudonym import study_secret
     from phenoflow.flows.stages import SOURCE_BATCH, hourly_config
     from phenoflow.flows.wiring import decoder, to_sink
     from phenoflow.operators.hourly.aggregator import HourlyAggregator
@@ -180,6 +181,7 @@ def _breakdown(settings: Settings, flow_cpu: float) -> None:
                 groups.setdefault(key, []).append(e)
         per_batch.append(groups)
     config = hourly_config(settings)
+    frame_key, _ = study_secret(settings)  # the key the flow's hourly stage uses
 
     def aggregate() -> tuple[float, list[Any]]:
         aggs: dict[str, HourlyAggregator] = {}
@@ -189,7 +191,7 @@ def _breakdown(settings: Settings, flow_cpu: float) -> None:
             for key, evs in groups.items():
                 agg = aggs.get(key)
                 if agg is None:
-                    agg = aggs[key] = HourlyAggregator(config=config)
+                    agg = aggs[key] = HourlyAggregator(config=config, frame_key=frame_key)
                 out += agg.update_batch(evs, now=time.time()).records
         for agg in aggs.values():
             out += agg.flush()

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from phenoflow.offline.features import read_cohort_events
+from phenoflow.offline.features import OFFLINE_FRAME_KEY, read_cohort_events
 from phenoflow.operators.hourly.aggregator import HourlyAggregator
 from phenoflow.operators.rhythm.rolling import RhythmState
 from phenoflow.simulate.simulator import simulate_cohort
@@ -75,7 +75,7 @@ def main() -> None:
             pid = ev.participant  # type: ignore[attr-defined]
             agg = aggs.get(pid)
             if agg is None:
-                agg = aggs[pid] = HourlyAggregator(pid)
+                agg = aggs[pid] = HourlyAggregator(pid, frame_key=OFFLINE_FRAME_KEY)
             n_events += 1
             for rec in agg.update(ev).records:
                 n_records += 1

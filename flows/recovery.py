@@ -16,7 +16,9 @@ import tempfile
 from pathlib import Path
 
 from phenoflow.core.errors import UserError
+from phenoflow.core.pseudonym import salt_id
 from phenoflow.core.state import StateVersionError
+from phenoflow.operators.hourly.aggregator import HourlyAggregator
 
 __all__ = ["SNAPSHOT_INTERVAL_S", "BACKUP_INTERVAL_S", "prepare_recovery"]
 
@@ -66,8 +68,12 @@ _LATEST = """SELECT ser_change FROM snaps AS s WHERE ser_change IS NOT NULL AND 
              (SELECT MAX(snap_epoch) FROM snaps WHERE step_id = s.step_id AND state_key = s.state_key)"""
 
 
-def check_state_versions(directory: Path) -> int:
+def check_state_versions(directory: Path, frame_key: bytes | None = None) -> int:
     """Refuse a recovery directory whose snapshots hold state of another layout; return snapshots checked.
+
+    With ``frame_key`` (the study's pseudonym secret), also refuse hourly state
+    whose GPS fixes are in the private frame of another key (a lost or changed key
+    file): resuming would mix two frames and silently give wrong places.
 
     Every state class carries a ``STATE_VERSION`` (phenoflow/core/state.py) and
     refuses to unpickle another. Bytewax would hit that inside the dataflow, with a
@@ -83,7 +89,7 @@ def check_state_versions(directory: Path) -> int:
             continue  # not a snapshot store this version can read: Bytewax reports it
         for (blob,) in rows:
             try:
-                pickle.loads(blob)
+                state = pickle.loads(blob)
             except StateVersionError as exc:
                 raise UserError(
                     f"recovery directory {directory} was written by another phenoflow version ({exc.short}) — "
@@ -92,5 +98,12 @@ def check_state_versions(directory: Path) -> int:
                 ) from None
             except Exception:  # noqa: BLE001,S112 - anything else is Bytewax's to report on resume
                 continue
+            salt = state.frame_salt if isinstance(state, HourlyAggregator) else None
+            if frame_key is not None and salt is not None and salt != salt_id(frame_key):
+                raise UserError(
+                    f"recovery directory {directory} holds GPS state under the pseudonym secret with salt id {salt}, "
+                    f"this run's secret has salt id {salt_id(frame_key)} — configure the study's pseudonym_secret or "
+                    f"pseudonym_key_file that wrote it, or delete {directory} to start over from the topics "
+                    "(docs/deploy.md, \"Reset recovery\")")
             checked += 1
     return checked

@@ -16,6 +16,7 @@ from bytewax.operators import KeyedStream
 
 from phenoflow.core.config import Settings
 from phenoflow.core.contract import DeadLetter, Event, HourlyFeatures, RhythmDaily
+from phenoflow.core.pseudonym import study_secret
 from phenoflow.core.state import PickleSnapshot
 from phenoflow.flows.logic import OperatorLogic
 from phenoflow.flows.wiring import late_letter
@@ -43,8 +44,16 @@ def hourly_config(settings: Settings) -> HourlyConfig:
 
 def hourly_stage(raw: KeyedStream[Event], settings: Settings
                  ) -> tuple[Stream[HourlyFeatures], Stream[DeadLetter]]:
-    """(participant, raw event) pairs → (features.hourly records, late events as dead letters)."""
+    """(participant, raw event) pairs → (features.hourly records, late events as dead letters).
+
+    GPS fixes go into each participant's private frame keyed with the study's
+    pseudonym secret (:func:`~phenoflow.core.pseudonym.study_secret`). The key is
+    never in a snapshot: every state built here, new or resumed, gets it from the
+    settings, so a restart continues in the same frame (and a restart under another
+    key is refused by the resumed state).
+    """
     config = hourly_config(settings)
+    frame_key, _ = study_secret(settings)  # `phenoflow run` creates a missing key file before the flow starts
 
     def emit(step: Any) -> list[Any]:
         out: list[Any] = list(step.records)
@@ -56,8 +65,10 @@ def hourly_stage(raw: KeyedStream[Event], settings: Settings
         return out
 
     def build(resume: Optional[HourlyAggregator]) -> OperatorLogic[HourlyAggregator]:
-        return OperatorLogic(resume if resume is not None else HourlyAggregator(config=config), emit,
-                             wall_clock=True)
+        if resume is None:
+            return OperatorLogic(HourlyAggregator(config=config, frame_key=frame_key), emit, wall_clock=True)
+        resume.attach_frame_key(frame_key)
+        return OperatorLogic(resume, emit, wall_clock=True)
 
     out = op.key_rm("hourly_unkey", op.stateful_batch("hourly", raw, build))
     split = op.branch("hourly_split", out, lambda x: isinstance(x, HourlyFeatures))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -10,6 +11,23 @@ import pytest
 
 from phenoflow.connectors.broker import EmbeddedBroker
 from phenoflow.core.config import Settings, load_settings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _study_key_outside_the_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Flows, imports and `phenoflow run` create the study's key file when none is configured
+    (default .phenoflow/pseudonym.key in the working directory, here the repo): point it at a
+    session temporary directory instead (subprocesses inherit it). Tests that check key
+    handling set PHENOFLOW_PSEUDONYM_KEY_FILE / _SECRET themselves."""
+    name = "PHENOFLOW_PSEUDONYM_KEY_FILE"
+    if os.environ.get(name) or os.environ.get("PHENOFLOW_PSEUDONYM_SECRET"):
+        yield
+        return
+    os.environ[name] = str(tmp_path_factory.mktemp("study-key") / "pseudonym.key")
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from phenoflow.connectors.importers import get_reader
 from phenoflow.connectors.importers.report import ImportReport
 from phenoflow.connectors.importers.writer import CohortWriter
 from phenoflow.core.config import Settings
-from phenoflow.core.pseudonym import load_or_create_secret, memoised_pseudonyms, salt_id
+from phenoflow.core.pseudonym import memoised_pseudonyms, salt_id, study_secret
 
 __all__ = ["ImportResult", "run_import", "source_size"]
 
@@ -37,8 +37,7 @@ def run_import(fmt: str, src: Path, out: Path, settings: Settings, *, participan
                spill_bytes: int | None = None) -> ImportResult:
     """Import ``src`` (format ``fmt``) into the cohort directory ``out``; returns the report."""
     reader = get_reader(fmt)
-    key_file = Path(settings.pseudonym_key_file)
-    secret, created = load_or_create_secret(settings.pseudonym_secret, key_file)
+    secret, created = study_secret(settings)
     pseudonym = memoised_pseudonyms(secret)
     report = ImportReport(format=fmt, salt_id=salt_id(secret))
     writer = CohortWriter(out, report, **({} if spill_bytes is None else {"spill_bytes": spill_bytes}))
@@ -55,4 +54,4 @@ def run_import(fmt: str, src: Path, out: Path, settings: Settings, *, participan
         writer.abort()
         raise
     files = writer.close()
-    return ImportResult(report, files, key_file if created else None)
+    return ImportResult(report, files, Path(settings.pseudonym_key_file) if created else None)

@@ -43,7 +43,7 @@ from phenoflow.core import telemetry as metrics
 from phenoflow.core.config import Settings
 from phenoflow.core.contract import MAX_CHUNK, TOPIC_TYPES, DeadLetter, Event, dead_letter
 from phenoflow.core.errors import UserError
-from phenoflow.core.pseudonym import load_or_create_secret, memoised_pseudonyms
+from phenoflow.core.pseudonym import memoised_pseudonyms, study_secret
 from phenoflow.core.state import PickleSnapshot
 
 __all__ = ["radar_topics", "schema_store", "pseudonymizer", "radar_decoder", "time_zone_history", "LocalTimeState"]
@@ -77,9 +77,7 @@ def schema_store(settings: Settings) -> SchemaStore:
 
 def pseudonymizer(settings: Settings) -> Callable[[str, str], str]:
     """``(project, user) → participant`` with the configured secret, memoised per raw id."""
-    from pathlib import Path
-
-    secret, _ = load_or_create_secret(settings.pseudonym_secret, Path(settings.pseudonym_key_file))
+    secret, _ = study_secret(settings)
     return memoised_pseudonyms(secret)
 
 

@@ -34,6 +34,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from phenoflow.core.contract import Accelerometer, Ambient, Call, HourlyFeatures, Location, Screen, Sms
+from phenoflow.core.errors import UserError
+from phenoflow.core.pseudonym import salt_id
 from phenoflow.core.state import PickleSnapshot
 from phenoflow.core.timebase import local_day_hour, local_weekday
 from phenoflow.operators.hourly.imputation import HourOfDayMeans, impute_hour
@@ -83,7 +85,10 @@ class HourlyAggregator(PickleSnapshot):
 
     GPS fixes are rotated into the participant's private frame
     (:class:`~phenoflow.operators.places.frame.PrivateFrame`) as they arrive, so no
-    raw coordinate is ever part of this state or of a recovery snapshot.
+    raw coordinate is ever part of this state or of a recovery snapshot. The frame
+    is keyed with ``frame_key`` (the study's pseudonym secret), which is never
+    pickled: a restored state gets it back through :meth:`attach_frame_key`. A fix
+    arriving without a key is a :class:`~phenoflow.core.errors.UserError`.
 
     >>> from phenoflow.core.contract import Call, Screen
     >>> t0 = 1_717_200_000.0                  # 2024-06-01 00:00 UTC; the phone is at UTC+1
@@ -99,10 +104,12 @@ class HourlyAggregator(PickleSnapshot):
     """
 
     #: 2: ``observed`` per hour, event-log running hours, observed-only hour-of-day means,
-    #: location state in the private frame.
-    STATE_VERSION = 2
+    #: location state in the private frame. 3: that frame keyed with the study's secret, whose
+    #: salt id is kept (``_frame_salt``) so a restart under another key is refused.
+    STATE_VERSION = 3
 
-    def __init__(self, participant: str | None = None, config: HourlyConfig | None = None) -> None:
+    def __init__(self, participant: str | None = None, config: HourlyConfig | None = None,
+                 frame_key: bytes | None = None) -> None:
         c = self.config = config or HourlyConfig()
         self.participant = participant
         self.late_events = 0
@@ -124,7 +131,9 @@ class HourlyAggregator(PickleSnapshot):
         self._tracker = PlaceTracker()
         self._means = HourOfDayMeans(len(FEATURE_NAMES))
         self._log_last: dict[str, int] = {}  # event-log group → last UTC hour (index) it reported, closed days
-        self._frame: PrivateFrame | None = None  # derived from the participant id; never pickled
+        self._frame: PrivateFrame | None = None  # derived from the key; never pickled
+        self._frame_key = frame_key  # the study's secret; never pickled
+        self._frame_salt: str | None = None  # salt id of the key the location state is in (once a fix came)
         self._rest = (np.empty(0), np.empty(0), np.empty(0, np.int8))  # slot utc, local, state
 
     @property
@@ -164,8 +173,27 @@ class HourlyAggregator(PickleSnapshot):
 
     def __getstate__(self) -> dict[str, object]:
         state = super().__getstate__()
-        state["_frame"] = None
+        state["_frame"] = state["_frame_key"] = None  # the secret and what derives from it stay in memory
         return state
+
+    @property
+    def frame_salt(self) -> str | None:
+        """Salt id of the key whose private frame the location state is in (None before the first fix)."""
+        return self._frame_salt
+
+    def attach_frame_key(self, key: bytes) -> None:
+        """Give a state restored from a snapshot its place-frame key back (the flow does this on resume).
+
+        Raises :class:`~phenoflow.core.errors.UserError` when the state's fixes are
+        in the frame of another key: continuing would mix two frames and give
+        wrong places without any error.
+        """
+        if self._frame_salt is not None and salt_id(key) != self._frame_salt:
+            raise UserError(f"recovery state of {self.participant} was written under the pseudonym secret with "
+                            f"salt id {self._frame_salt}, this run's has {salt_id(key)} — configure that "
+                            "study's pseudonym_secret / pseudonym_key_file, or reset recovery "
+                            "(docs/deploy.md, \"Reset recovery\")")
+        self._frame_key, self._frame = key, None
 
     @property
     def pending_hours(self) -> int:
@@ -233,7 +261,7 @@ class HourlyAggregator(PickleSnapshot):
             if kind is Location:  # into the private frame before anything keeps it
                 frame = self._frame
                 if frame is None:
-                    frame = self._frame = PrivateFrame(pid or "")
+                    frame = self._frame = self._new_frame(pid or "")
                 hr.fixes.append((ts, *frame.rotate(ev.lat, ev.lon)))  # type: ignore[attr-defined]
             else:
                 add(hr, ev, ts, slot_s)
@@ -273,6 +301,16 @@ class HourlyAggregator(PickleSnapshot):
                 self._first = (oldest, now) if self._first is None else (min(self._first[0], oldest), self._first[1])
             step.records = self._advance(self.watermark, final=False)
         return step
+
+    def _new_frame(self, participant: str) -> PrivateFrame:
+        key = self._frame_key
+        if not key:
+            raise UserError("a GPS fix reached the hourly stage without the place-frame key — pass the study's "
+                            "pseudonym secret (frame_key; the flow attaches it from pseudonym_secret / "
+                            "pseudonym_key_file)")
+        if self._frame_salt is None:
+            self._frame_salt = salt_id(key)
+        return PrivateFrame(participant, key)
 
     def flush(self) -> list[HourlyFeatures]:
         """End of input: emit every remaining hour up to the last hour of data."""

@@ -13,29 +13,59 @@ elsewhere relative to the fixes, which leaves the bound of
 :mod:`phenoflow.operators.places.clusters` as it is.
 
 R is a uniformly random rotation (a unit quaternion from four normal deviates)
-seeded by SHA-256 of the participant id, so a replay or a restart gives the same
-frame (the stage stays deterministic) and R itself is never stored. What it
-protects against: coordinates at rest (snapshots, state dumps) are not the
-participant's places and do not reveal them to someone who reads the files. What
-it does not: someone who knows this scheme and the participant id can recompute
-R — keep recovery directories access-controlled as any study data.
+seeded by HMAC-SHA256(key, "phenoflow.place-frame" ␟ participant), where the key
+is the study's pseudonym secret (:func:`phenoflow.core.pseudonym.study_secret`;
+the prefix keeps this use of the key apart from the pseudonyms themselves). The
+same key and participant give the same frame, so a replay or a restart from a
+recovery snapshot continues in it (the stage stays deterministic); neither R nor
+the key is ever stored: a :class:`PrivateFrame` refuses to be pickled, and the
+hourly aggregator drops it and the key from its snapshot and gets the key back
+from the flow on restart.
+
+What it protects against: someone who reads snapshots or state dumps — even
+knowing this scheme and the participant id, which is in every topic — gets
+coordinates that are not the participant's places and cannot rotate them back
+without the study's secret. What it does not:
+
+* whoever holds the secret (key file or ``pseudonym_secret``) can recompute R:
+  keep the key away from the recovery directories;
+* the rotation hides where places are, not their shape: distances between fixes,
+  place sizes and the movement pattern are kept exactly (that is the point), and
+  with enough outside knowledge (say, the distance between home and work of a
+  known person) a shape could be matched; and one known raw fix together with
+  its rotated image narrows R down;
+* a weak ``pseudonym_secret`` (a guessable phrase) can be brute-forced against
+  the snapshots' salt id; the generated key (32 random bytes) cannot.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 
 import numpy as np
 
-__all__ = ["PrivateFrame"]
+from phenoflow.core.errors import UserError
+
+__all__ = ["FRAME_DOMAIN", "PrivateFrame"]
+
+#: Domain of the frame seed's HMAC message: never the message of a pseudonym (``project ␟ user``).
+FRAME_DOMAIN = "phenoflow.place-frame"
 
 
 class PrivateFrame:
-    """The rotation of one participant's fixes into their private frame (degrees in, degrees out)."""
+    """The rotation of one participant's fixes into their private frame (degrees in, degrees out).
 
-    def __init__(self, participant: str) -> None:
-        seed = int.from_bytes(hashlib.sha256(f"phenoflow.place-frame\x1f{participant}".encode()).digest()[:16])
+    ``key`` is the study's pseudonym secret; an empty key is a :class:`~phenoflow.core.errors.UserError`.
+    """
+
+    def __init__(self, participant: str, key: bytes) -> None:
+        if not key:
+            raise UserError("the private place frame needs the study's pseudonym secret — "
+                            "set pseudonym_secret or pseudonym_key_file")
+        mac = hmac.new(key, f"{FRAME_DOMAIN}\x1f{participant}".encode(), hashlib.sha256).digest()
+        seed = int.from_bytes(mac)
         q = np.random.default_rng(seed).standard_normal(4)
         w, x, y, z = q / np.linalg.norm(q)
         # Rotation matrix of the unit quaternion (w, x, y, z).
@@ -47,7 +77,7 @@ class PrivateFrame:
         self._rows = [tuple(float(v) for v in row) for row in self.matrix]
 
     def __getstate__(self) -> dict[str, object]:
-        raise TypeError("a PrivateFrame is derived from the participant id and must never be pickled")
+        raise TypeError("a PrivateFrame is derived from the study's secret and must never be pickled")
 
     def rotate(self, lat: float, lon: float) -> tuple[float, float]:
         """(latitude, longitude) in degrees of one fix in the private frame."""

@@ -47,7 +47,6 @@ def run(
     if settings.source == "radar":
         from phenoflow.connectors.kafka.clients import list_topics
         from phenoflow.connectors.radar.live import radar_topics, schema_store
-        from phenoflow.core.pseudonym import load_or_create_secret
 
         if not settings.schema_registry_url:
             schema_store(settings)  # fail fast on a missing or bad schema directory
@@ -56,11 +55,6 @@ def run(
         if missing:
             raise UserError(f"RADAR-base topic {missing[0]} does not exist on {settings.bootstrap} — "
                             "create it or leave it out of radar_topics")
-        # Create the key here, once, not in each flow process (they would race and differ).
-        _, created = load_or_create_secret(settings.pseudonym_secret, Path(settings.pseudonym_key_file))
-        if created:
-            err.print(f"generated pseudonym key in {settings.pseudonym_key_file} — keep it with the study's config; "
-                      "it maps raw ids to participant ids", soft_wrap=True)
     if workers < 1:
         raise UserError(f"--workers {workers} must be ≥ 1")
     if (process_id is None) != (addresses is None):
@@ -69,10 +63,22 @@ def run(
         raise UserError("--recovery and --no-recovery contradict each other — pass one")
     if recovery is None and not no_recovery and not until_end:
         recovery = Path(".phenoflow") / "recovery"
+    secret: bytes | None = None
+    if settings.source == "radar" or "hourly" in chosen:
+        # The study's key pseudonymises RADAR-base ids and keys the private place frame of the
+        # hourly stage. Create it here, once, not in each flow process.
+        from phenoflow.core.pseudonym import study_secret
+
+        secret, created = study_secret(settings)
+        if created:
+            err.print(f"generated pseudonym key in {settings.pseudonym_key_file} — keep it with the study's config "
+                      "and away from recovery directories; it maps raw ids to participant ids and keys "
+                      "the private place frame", soft_wrap=True)
     if recovery is not None and recovery.is_dir():
         from phenoflow.flows.recovery import check_state_versions
 
-        check_state_versions(recovery)  # snapshots of another state layout: one line, before anything starts
+        # Snapshots of another state layout, or GPS state under another key: one line, before anything starts.
+        check_state_versions(recovery, frame_key=secret)
     ensure_topics(settings, ALL_TOPICS)
     cmd = [sys.executable, "-m", "bytewax.run",
            f"phenoflow.flows.pipeline:get_flow({','.join(chosen)!r}, {until_end})", "-w", str(workers)]

@@ -111,7 +111,9 @@ def run_demo(
     simulate_cohort(cohort, participants, days, seed, relapse_share=0.5)
     seconds["simulate"] = time.perf_counter() - t
     with EmbeddedBroker(port=0, log_file=out / "broker.log") as broker:
-        settings: Settings = load_settings(bootstrap=broker.bootstrap, topic_prefix="phenoflow.")
+        # The demo's own key (place frame) beside its outputs: never a study's key file, never the working directory.
+        settings: Settings = load_settings(bootstrap=broker.bootstrap, topic_prefix="phenoflow.",
+                                           pseudonym_key_file=str(out / "pseudonym.key"))
         ensure_topics(settings, ALL_TOPICS)
         t = time.perf_counter()
         status("replaying the cohort onto the raw topics")

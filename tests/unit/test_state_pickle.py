@@ -39,6 +39,8 @@ from phenoflow.operators.stepup.who5 import SurveyStepUp
 from phenoflow.simulate.simulator import simulate_cohort
 
 DAYS = 5
+#: The study secret keying the hourly stage's private place frame; never pickled, re-attached on restore.
+KEY = b"unit-test-frame-key"
 
 
 def roundtrip(state: Any) -> Any:
@@ -68,7 +70,7 @@ def raw_events(tmp_path_factory: pytest.TempPathFactory) -> list[Event]:
 
 @pytest.fixture(scope="module")
 def hourly(raw_events: list[Event]) -> list[HourlyFeatures]:
-    agg = HourlyAggregator(config=HourlyConfig())
+    agg = HourlyAggregator(config=HourlyConfig(), frame_key=KEY)
     records = list(agg.update_batch(raw_events).records) + agg.flush()
     assert len(records) >= 24 * (DAYS - 1)
     return records
@@ -100,10 +102,12 @@ def day_errors(scorer: OnnxScorer, n: int, seed: int = 0, participant: str = "p1
 @pytest.mark.parametrize("cut", [0.3, 0.6])
 def test_hourly_aggregator(raw_events: list[Event], cut: float) -> None:
     k = int(len(raw_events) * cut)
-    a = HourlyAggregator(config=HourlyConfig())
+    a = HourlyAggregator(config=HourlyConfig(), frame_key=KEY)
     first = a.update_batch(raw_events[:k])
     assert first.records  # the state holds closed days and open hours at the cut
     b = roundtrip(a)
+    assert b.frame_salt == a.frame_salt is not None  # the frame's fixes are in the state, its key is not
+    b.attach_frame_key(KEY)  # as the flow's build() does on resume
     step, flushed = same_after(a, b, lambda s: [s.update_batch(raw_events[k:]), s.flush()])
     assert step.records and flushed
 
@@ -197,14 +201,19 @@ def test_hour_of_day_means(hourly: list[HourlyFeatures]) -> None:
 
 
 def drive(a: OperatorState, first: list[Any], rest: list[Any],
-          emit: Callable[[Any], Any] | None = None) -> tuple[Any, list[Any]]:
+          emit: Callable[[Any], Any] | None = None,
+          restore: Callable[[Any], None] | None = None) -> tuple[Any, list[Any]]:
     """Feed ``first`` through an OperatorLogic, restore its snapshot, feed ``rest`` + EOF to both.
 
-    Returns the restored state and the original's outputs after the snapshot.
+    ``restore`` does to the restored state what the flow's ``build(resume)`` does
+    (give back what is never pickled). Returns the restored state and the
+    original's outputs after the snapshot.
     """
     logic = OperatorLogic(a, emit)
     logic.on_batch(first)
     b = roundtrip(logic)
+    if restore is not None:
+        restore(b)
     assert isinstance(b, OperatorState) and type(b) is type(a)
     restored = OperatorLogic(b, emit)
     out = [[*lg.on_batch(rest)[0], *lg.on_eof()[0]] for lg in (logic, restored)]
@@ -223,8 +232,9 @@ def test_flow_states_are_operator_states() -> None:
 
 def test_flow_hourly_aggregator(raw_events: list[Event]) -> None:
     k = len(raw_events) // 2
-    _, out = drive(HourlyAggregator(config=HourlyConfig()), raw_events[:k], raw_events[k:],
-                   lambda step: [*step.records, *step.late])  # as flows/stages.hourly_stage emits
+    _, out = drive(HourlyAggregator(config=HourlyConfig(), frame_key=KEY), raw_events[:k], raw_events[k:],
+                   lambda step: [*step.records, *step.late],  # as flows/stages.hourly_stage emits
+                   restore=lambda b: b.attach_frame_key(KEY))
     assert any(isinstance(r, HourlyFeatures) for r in out)
 
 

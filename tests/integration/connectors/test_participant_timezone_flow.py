@@ -23,6 +23,7 @@ import pytest
 from phenoflow.connectors.replay import replay
 from phenoflow.connectors.subscribe import subscribe
 from phenoflow.core.config import Settings, settings_env
+from phenoflow.core.pseudonym import study_secret
 from phenoflow.offline.features import hourly_features_from_cohort
 
 pytestmark = pytest.mark.integration
@@ -61,5 +62,5 @@ def test_participant_zone_gives_a_25_hour_local_day(tmp_path: Path, kafka: Setti
     assert days[("pLON", "2019-10-27")] == 25 and days[("pUTC", "2019-10-27")] == 24
     assert hours["pLON"] == [0, 1, 1] + list(range(2, 24)) and hours["pUTC"] == list(range(24))
 
-    offline = [msgspec.to_builtins(r) for r in hourly_features_from_cohort(cohort)]
+    offline = [msgspec.to_builtins(r) for r in hourly_features_from_cohort(cohort, frame_key=study_secret(kafka)[0])]
     assert sorted(msgspec.json.encode(r) for r in hourly) == sorted(msgspec.json.encode(r) for r in offline)

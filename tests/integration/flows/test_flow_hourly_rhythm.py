@@ -24,6 +24,7 @@ from phenoflow.connectors.replay import replay
 from phenoflow.connectors.subscribe import subscribe
 from phenoflow.core.config import Settings, settings_env
 from phenoflow.core.contract import RhythmDaily, to_builtins
+from phenoflow.core.pseudonym import study_secret
 from phenoflow.offline.features import hourly_features_from_cohort
 from phenoflow.operators.rhythm.rolling import RhythmState
 from phenoflow.operators.rhythm.statistics import DEFAULT_MODALITIES
@@ -69,7 +70,8 @@ def test_hourly_and_rhythm_flow_equals_offline_operators(cohort: Path, kafka: Se
     assert res.returncode == 0, res.stderr[-2000:]
 
     hourly = _dump(kafka, "features.hourly")
-    offline = list(hourly_features_from_cohort(cohort))
+    # The offline reference in the flow's private place frame: keyed with the study's secret it used.
+    offline = list(hourly_features_from_cohort(cohort, frame_key=study_secret(kafka)[0]))
     # One record per participant-hour from first to last hour, including imputed hours.
     by_p: dict[str, list[float]] = defaultdict(list)
     for r in hourly:

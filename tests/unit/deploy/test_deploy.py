@@ -89,7 +89,7 @@ def _script(container: dict[str, Any]) -> str:
 def test_manifests_pass_the_kubernetes_schemas_strictly(version: str) -> None:
     import kubernetes_validate
     objs = list(_manifests().values())
-    assert {o["kind"] for o in objs} == {"Namespace", "ConfigMap", "Service", "StatefulSet"}
+    assert {o["kind"] for o in objs} == {"Namespace", "ConfigMap", "Secret", "Service", "StatefulSet"}
     for obj in objs:
         kubernetes_validate.validate(obj, version, strict=True)  # raises on any error
     bad = json.loads(json.dumps(_manifests()[("StatefulSet", "phenoflow")]))
@@ -185,6 +185,15 @@ def test_configmap_keys_are_phenoflow_settings(k8s: dict, sts: dict, monkeypatch
     assert settings.metrics_port == 9100
     for c in sts["spec"]["template"]["spec"]["initContainers"][:1] + sts["spec"]["template"]["spec"]["containers"]:
         assert c["envFrom"] == [{"configMapRef": {"name": "phenoflow-settings"}}]
+
+
+def test_every_pod_gets_the_study_key_from_one_secret(k8s: dict, sts: dict) -> None:
+    """Pods share one key across restarts (pseudonyms, private place frame): a Secret, never a generated file."""
+    main = _container(sts, "phenoflow")
+    (ref,) = [e["valueFrom"]["secretKeyRef"] for e in main["env"] if e["name"] == "PHENOFLOW_PSEUDONYM_SECRET"]
+    secret = k8s[("Secret", ref["name"])]  # the try-it overlay's; production creates its own (docs/deploy.md)
+    assert ref["key"] in secret["stringData"] and "dev-only" in secret["stringData"][ref["key"]]
+    assert "PHENOFLOW_PSEUDONYM_SECRET" not in k8s[("ConfigMap", "phenoflow-settings")]["data"]
 
 
 def test_dev_kafka_is_what_the_configmap_points_at(k8s: dict) -> None:
@@ -405,8 +414,9 @@ def test_compose_phenoflow_command_parses_and_mounts_its_recovery_volume(monkeyp
     ctx = typer.main.get_command(app).commands["run"].make_context("run", list(cmd[2:]))
     assert parse_stages(ctx.params["stages"]) == ("hourly", "rhythm", "score")
     mounts = dict(v.split(":", 1) for v in svc["volumes"])
-    assert mounts == {"recovery": str(ctx.params["recovery"])}
-    assert "recovery" in compose["volumes"]
+    key_dir = str(Path(svc["environment"]["PHENOFLOW_PSEUDONYM_KEY_FILE"]).parent)
+    assert mounts == {"recovery": str(ctx.params["recovery"]), "keys": key_dir}  # the key apart from the snapshots
+    assert "recovery" in compose["volumes"] and "keys" in compose["volumes"]
     assert svc["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
     assert (DEPLOY / svc["build"]["context"] / svc["build"]["dockerfile"]).is_file()
     env = svc["environment"]
@@ -458,7 +468,7 @@ def test_dockerfile_passes_hadolint_and_copies_what_the_build_context_keeps() ->
     assert re.search(r"pip install --no-cache-dir \.(\s|$)", dockerfile.read_text()), "runtime deps only, no extras"
 
 
-def test_the_flow_builds_without_torch_as_in_the_image() -> None:
+def test_the_flow_builds_without_torch_as_in_the_image(tmp_path: Path) -> None:
     """The image installs no `train` extra: building every stage must not import torch."""
     code = """
 import sys
@@ -474,6 +484,10 @@ build_flow(load_settings(), parse_stages("hourly,rhythm,score"))
 print("built", "torch" in sys.modules)
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHENOFLOW_")}
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    # In a scratch directory, as the image runs in /tmp: the hourly stage creates the study key
+    # (.phenoflow/pseudonym.key) there when none is configured.
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["built", "False"]
+    assert (tmp_path / ".phenoflow" / "pseudonym.key").is_file()

@@ -20,6 +20,7 @@ from phenoflow.core.contract import (
 )
 from phenoflow.core.errors import UserError
 from phenoflow.offline.features import (
+    OFFLINE_FRAME_KEY,
     OfflineStats,
     hourly_features_from_cohort,
     read_cohort_events,
@@ -73,7 +74,7 @@ def test_offline_equals_direct_aggregation_and_counts_dead_letters(tmp_path: Pat
                    key=lambda e: e.ts[0] if isinstance(e, Accelerometer) else e.ts)
     expect = []
     for p in ("pA", "pB"):
-        agg = HourlyAggregator(p)
+        agg = HourlyAggregator(p, frame_key=OFFLINE_FRAME_KEY)  # the offline default
         for e in every:
             if e.participant == p:
                 expect += agg.update(e).records

@@ -27,6 +27,7 @@ from phenoflow.operators.hourly.aggregator import (
 )
 
 P = "p1"
+KEY = b"unit-test-frame-key"  # the study secret that keys the private place frame
 T0 = 1_704_067_200.0  # 2024-01-01 00:00 UTC, a Monday
 A, B, C, D = (T0 + h * 3600.0 for h in (10, 11, 12, 13))  # UTC 10–13 h = local 11–14 h at +60 min
 DEG_M = 6_371_008.8 * math.pi / 180.0  # metres per degree of latitude (R = 6371.0088 km)
@@ -83,7 +84,7 @@ def scenario() -> list[object]:
 
 
 def run(events: list[object], config: HourlyConfig | None = None) -> tuple[HourlyAggregator, list[HourlyFeatures]]:
-    agg = HourlyAggregator(config=config)
+    agg = HourlyAggregator(config=config, frame_key=KEY)
     out: list[HourlyFeatures] = []
     for ev in events:
         step = agg.update(ev)
@@ -150,7 +151,7 @@ def test_every_feature_hand_computed() -> None:
 
 def test_records_only_when_the_day_closes_and_watermark_rule() -> None:
     cfg = HourlyConfig()
-    agg = HourlyAggregator(config=cfg)
+    agg = HourlyAggregator(config=cfg, frame_key=KEY)
     day2 = T0 + 86400.0
     emitted_at: list[float] = []
     for k in range(0, 2 * 24 * 6):  # an accelerometer chunk every 10 min for two days
@@ -166,7 +167,7 @@ def test_records_only_when_the_day_closes_and_watermark_rule() -> None:
 
 
 def test_watermark_min_over_active_streams_and_idle_timeout() -> None:
-    agg = HourlyAggregator()
+    agg = HourlyAggregator(frame_key=KEY)
     agg.update(acc([T0 + 36_000.0], [0.0], [0.0], [9.8]))
     agg.update(fix(T0, HOME))
     assert agg.watermark == T0 - 7200.0  # the lagging location stream holds it back
@@ -177,7 +178,7 @@ def test_watermark_min_over_active_streams_and_idle_timeout() -> None:
 
 
 def test_late_events_are_returned_and_counted() -> None:
-    agg = HourlyAggregator()
+    agg = HourlyAggregator(frame_key=KEY)
     day2 = T0 + 86400.0
     for k in range(0, 30 * 6):
         agg.update(acc([T0 + 600.0 * k], [0.0], [0.0], [9.81], off=0))
@@ -226,7 +227,7 @@ def test_missing_offset_defaults_to_utc_and_offset_sets_local_day() -> None:
 
 
 def test_local_days_close_at_local_midnight() -> None:
-    agg = HourlyAggregator()
+    agg = HourlyAggregator(frame_key=KEY)
     days: list[list[HourlyFeatures]] = []
     for k in range(3 * 144):  # UTC+05:30, accel every 10 min for three days
         step = agg.update(acc([T0 + 600.0 * k], [0.0], [0.0], [9.8], off=330))
@@ -257,7 +258,7 @@ def test_foreign_participant_is_a_programming_error() -> None:
 
 def test_wall_clock_keeps_delivering_streams_active() -> None:
     """Replay skew: the accelerometer lags days behind a topic read to its end, yet still delivers."""
-    agg = HourlyAggregator()
+    agg = HourlyAggregator(frame_key=KEY)
     wall = 1000.0
     agg.update(fix(T0 + 5 * 86400.0, HOME), now=wall)  # location read far ahead (sparse topic)
     # streams not delivered yet may hold older data (a topic read later that starts earlier): no hour closes
@@ -272,7 +273,7 @@ def test_wall_clock_keeps_delivering_streams_active() -> None:
         agg.update(ev, now=wall + 2)
     assert agg.watermark == -math.inf  # calls, SMS and ambient have not delivered yet
     # Without the wall clock the same lag makes the accelerometer idle (event-time rule only).
-    pure = HourlyAggregator()
+    pure = HourlyAggregator(frame_key=KEY)
     pure.update(fix(T0 + 5 * 86400.0, HOME))
     pure.update(acc([T0 + 60.0], [0.0], [0.0], [9.8]))
     assert pure.watermark == T0 + 5 * 86400.0 - 7200.0
@@ -294,7 +295,7 @@ def test_batch_with_a_chunk_straddling_the_cutoff(small: int, monkeypatch: pytes
     batch = [straddle, late_screen, on_time, wholly_late]
     results = []
     for feed in ("batch", "one by one"):
-        agg = HourlyAggregator()
+        agg = HourlyAggregator(frame_key=KEY)
         assert len(agg.update_batch(events).records) == 24  # day 1 closes: the cutoff is day 2 00:00
         if feed == "batch":
             late = agg.update_batch(batch).late

@@ -22,6 +22,7 @@ from phenoflow.operators.hourly.aggregator import HourlyAggregator, HourlyConfig
 from phenoflow.operators.hourly.pending import _reduce_numpy, _reduce_python
 
 P = "p7"
+KEY = b"unit-test-frame-key"  # the study secret that keys the private place frame
 T0 = 1_704_067_200.0 + 5 * 3600.0  # 2024-01-01 05:00 UTC
 LATENESS = HourlyConfig().allowed_lateness_s
 CHUNK_SPAN = 60.0  # no chunk spans more than this
@@ -71,7 +72,7 @@ EVENTS = make_events(np.random.default_rng(42))
 
 
 def run(events: list[object], config: HourlyConfig | None = None) -> tuple[list[HourlyFeatures], list[object]]:
-    agg = HourlyAggregator(config=config)
+    agg = HourlyAggregator(config=config, frame_key=KEY)
     recs: list[HourlyFeatures] = []
     late: list[object] = []
     for e in events:
@@ -118,7 +119,7 @@ def test_any_permutation_with_unbounded_lateness_is_identical(perm: list[int]) -
 
 def test_events_beyond_the_bound_come_back_late_never_dropped() -> None:
     events = arrival_order(EVENTS, 7, 6 * LATENESS)
-    agg = HourlyAggregator()
+    agg = HourlyAggregator(frame_key=KEY)
     emitted_until = -np.inf
     late: list[object] = []
     hours: list[float] = []
@@ -138,7 +139,7 @@ def test_events_beyond_the_bound_come_back_late_never_dropped() -> None:
 
 def run_batched(events: list[object], cuts: list[int]) -> tuple[list[HourlyFeatures], list[object]]:
     """Feed ``events`` through ``update_batch`` cut at the positions ``cuts``."""
-    agg = HourlyAggregator()
+    agg = HourlyAggregator(frame_key=KEY)
     recs: list[HourlyFeatures] = []
     late: list[object] = []
     for a, b in zip([0] + cuts, cuts + [len(events)], strict=True):

@@ -16,7 +16,7 @@ T0 = 1_704_067_200.0
 
 def test_pickled_state_after_14_days_is_small() -> None:
     rng = np.random.default_rng(0)
-    agg = HourlyAggregator(P)
+    agg = HourlyAggregator(P, frame_key=b"unit-test-frame-key")
     n_records = 0
     t_start = time.perf_counter()
     for m in range(0, 14 * 24 * 60, 1):  # minute by minute

@@ -285,7 +285,7 @@ def test_aggregator_attributes_places_over_two_days() -> None:
     """Home at night, work 09–17 h, one trip to a far place; default DBSCAN settings."""
     rng = np.random.default_rng(5)
     t0 = 1_704_067_200.0
-    agg = HourlyAggregator("p")
+    agg = HourlyAggregator("p", frame_key=b"unit-test-frame-key")
     recs = []
     for k in range(2 * 288):
         t = t0 + 300.0 * k
