@@ -38,12 +38,12 @@ demo: install-runtime
 # mypy cannot see setuptools' package-dir mapping (flows/ is phenoflow.flows, ...; the editable
 # install maps it with an import hook mypy does not run), so build/mypy/phenoflow/ mirrors the
 # package with symlinks (phenoflow/* plus the top-level folders) and mypy, whose mypy_path is
-# build/mypy (pyproject.toml), checks the packages there by module name.
+# build/mypy (pyproject.toml), checks the whole package there by module name.
 lint: install
 	$(VENV)/bin/ruff check .
 	rm -rf build/mypy && mkdir -p build/mypy/phenoflow
 	cd build/mypy/phenoflow && ln -s ../../../phenoflow/* . && ln -s ../../../flows ../../../operators ../../../connectors ../../../models .
-	$(VENV)/bin/mypy -p phenoflow.core -p phenoflow.operators -p phenoflow.flows -p phenoflow.connectors
+	$(VENV)/bin/mypy -p phenoflow
 
 test: install system-deps lint
 	$(PY) -m pytest -q

@@ -53,7 +53,7 @@ def export_onnx(
         torch.onnx.export(
             model,
             (x,),
-            buf,
+            buf,  # type: ignore[arg-type]  # torch annotates f as a path, but its TorchScript exporter takes file objects
             dynamo=False,
             opset_version=OPSET,
             input_names=[INPUT_NAME],

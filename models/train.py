@@ -198,8 +198,8 @@ def data_sha256(records: Iterable[Any], labels: Mapping[str, Sequence[date]] | N
     for rec in records:
         h.update(enc.encode(rec))
         h.update(b"\n")
-    for pid in sorted(labels or {}):
-        h.update(f"label:{pid}:{','.join(d.isoformat() for d in sorted(labels[pid]))}\n".encode())
+    for pid, days in sorted((labels or {}).items()):  # ids are unique: sorted by id alone
+        h.update(f"label:{pid}:{','.join(d.isoformat() for d in sorted(days))}\n".encode())
     return h.hexdigest()
 
 

@@ -82,15 +82,14 @@ def simulate(
     signal). Seeds ≥ 1000 are reserved for benchmarks/bench_detection.py: do
     not tune on them (docs/evaluation.md).
     """
-    from phenoflow.simulate.simulator import simulate_cohort
+    from phenoflow.simulate.simulator import DEFAULT_ACCEL_HZ, simulate_cohort
 
-    kwargs = {} if accel_hz is None else {"accel_hz": accel_hz}
     with err.status("simulating cohort…") as status:
         summary = simulate_cohort(out_dir, participants, days, seed, relapse_share=relapse_share,
+                                  accel_hz=DEFAULT_ACCEL_HZ if accel_hz is None else accel_hz,
                                   gzip_accelerometer=gzip_accelerometer, signature_strength=signature_strength,
                                   missing_share=(missing_min, missing_max), life_events=life_events,
-                                  progress=lambda done, total: status.update(f"simulating cohort… {done}/{total}"),
-                                  **kwargs)
+                                  progress=lambda done, total: status.update(f"simulating cohort… {done}/{total}"))
     err.print(f"wrote cohort to {out_dir}: {summary}")
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from phenoflow.cli.app import ConfigOpt, app, err, out, settings_from_flags
 from phenoflow.core.errors import UserError
+
+if TYPE_CHECKING:  # for annotations only: commands import their work lazily to start fast
+    from phenoflow.core.config import Settings
+    from phenoflow.demo.run_demo import DemoResult
 
 __all__ = ["rhythm", "demo", "evaluate", "audit", "train"]
 
@@ -54,7 +58,7 @@ def demo(
 
         check_port("127.0.0.1", port)
     with err.status("starting") as status:
-        def then(settings: object, result: object) -> None:  # inside the demo, while its broker runs
+        def then(settings: Settings, result: DemoResult) -> None:  # inside the demo, while its broker runs
             status.stop()
             _demo_summary(result, out_dir, t0)
             _demo_dashboard(settings, port)
@@ -65,7 +69,7 @@ def demo(
         _demo_summary(result, out_dir, t0)
 
 
-def _demo_dashboard(settings: object, port: int) -> None:
+def _demo_dashboard(settings: Settings, port: int) -> None:
     """Serve the dashboard on the demo's broker until Ctrl-C, with a fresh token."""
     import dataclasses
     import secrets
@@ -81,7 +85,7 @@ def _demo_dashboard(settings: object, port: int) -> None:
         pass
 
 
-def _demo_summary(result: object, out_dir: Path, t0: float) -> None:
+def _demo_summary(result: DemoResult, out_dir: Path, t0: float) -> None:
     import time
 
     from rich.table import Table
@@ -138,7 +142,9 @@ def evaluate(
     if protocol not in ("streaming", "adler"):
         raise UserError(f"--protocol {protocol!r} is unknown — use streaming or adler")
     with err.status("evaluating…"):
-        result = evaluate_dir(directory, outputs=outputs, protocol=protocol, iterations=iterations, seed=seed,  # type: ignore[arg-type]
+        # protocol is one of the two names (checked above); the conditional gives mypy the literal type
+        result = evaluate_dir(directory, outputs=outputs, protocol="adler" if protocol == "adler" else "streaming",
+                              iterations=iterations, seed=seed,
                               thresholds_out=thresholds_out, compare=compare,
                               compare_iterations=compare_iterations, resamples=resamples,
                               permutations=permutations, null_iterations=null_iterations,
@@ -189,7 +195,9 @@ def train(
     if model_kind not in ("autoencoder", "gru"):
         raise UserError(f"--model {model_kind!r} is unknown — use autoencoder or gru")
     with err.status("training…") as status:
-        summary = train_from_cohort(source, out_file, input_kind=input_kind, model_kind=model_kind,  # type: ignore[arg-type]
+        # both are one of their two names (checked above); the conditionals give mypy the literal types
+        summary = train_from_cohort(source, out_file, input_kind="hourly" if input_kind == "hourly" else "rhythm",
+                                    model_kind="gru" if model_kind == "gru" else "autoencoder",
                                     hidden=hidden, seed=seed, labels=labels,
                                     progress=lambda msg: status.update(msg))
     out.print(f"wrote {out_file}: {summary}")

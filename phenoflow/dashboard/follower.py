@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Callable
 
 import msgspec
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 
 from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.core.config import Settings
@@ -66,7 +66,7 @@ class Follower(threading.Thread):
         """Ask the follower thread to stop after its current poll."""
         self.stopping.set()
 
-    def _apply(self, msg: object) -> None:
+    def _apply(self, msg: Message) -> None:
         full = msg.topic()
         topic = self.settings.short(full)
         value = msg.value()
@@ -90,7 +90,7 @@ class Follower(threading.Thread):
         """Read ``topic`` from the beginning to its current end; return the next offsets."""
         full = self.settings.topic(topic)
         parts = kafka_io.topic_partitions(self.settings, full)
-        c = kafka_io.consumer(self.settings, **_CONSUMER)
+        c = kafka_io.consumer(self.settings, group=None, **_CONSUMER)
         nxt = {p: 0 for p in parts}
         try:
             lows_highs = {p: c.get_watermark_offsets(TopicPartition(full, p), timeout=10) for p in parts}
@@ -121,7 +121,7 @@ class Follower(threading.Thread):
                 start += self._catch_up(topic)
             log.info("dashboard view built in %.1f s: %s", time.monotonic() - t0, dict(self.stats))
             self.ready.set()
-            c = kafka_io.consumer(self.settings, **_CONSUMER)
+            c = kafka_io.consumer(self.settings, group=None, **_CONSUMER)
             try:
                 c.assign(start)
                 while not self.stopping.is_set():

@@ -33,6 +33,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
+from phenoflow.core.contract import AckEvent, AnomalyEvent, HourlyFeatures, RhythmDaily, ScoreDaily, StepUpEvent
 from phenoflow.core.timebase import local_day_iso
 from phenoflow.dashboard import words
 from phenoflow.operators.hourly.schema import FEATURE_GROUPS, FEATURE_NAMES
@@ -138,21 +139,25 @@ class DashboardView:
         return d
 
     def apply(self, topic: str, value: object, observed: list[str] | None = None) -> list[dict]:
-        """Fold one decoded contract value of short topic ``topic`` into the view."""
+        """Fold one decoded contract value of short topic ``topic`` into the view.
+
+        ``value`` is what :func:`~phenoflow.core.contract.decode` gives for ``topic``;
+        the isinstance checks only name that type.
+        """
         with self.lock:
-            if topic == "features.hourly":
+            if topic == "features.hourly" and isinstance(value, HourlyFeatures):
                 self._hourly(value, observed)
-            elif topic == "scores.daily":
+            elif topic == "scores.daily" and isinstance(value, ScoreDaily):
                 self._score(value)
-            elif topic == "rhythm.daily":
+            elif topic == "rhythm.daily" and isinstance(value, RhythmDaily):
                 self._rhythm(value)
-            elif topic in ("events.anomaly", "events.stepup"):
+            elif topic in ("events.anomaly", "events.stepup") and isinstance(value, (AnomalyEvent, StepUpEvent)):
                 return self._alert(topic, value)
-            elif topic == "events.ack":
+            elif topic == "events.ack" and isinstance(value, AckEvent):
                 return self._ack(value)
             return []
 
-    def _hourly(self, v: object, observed: list[str] | None) -> None:
+    def _hourly(self, v: HourlyFeatures, observed: list[str] | None) -> None:
         p = self._person(v.participant)
         day = local_day_iso(v.hour_start, v.utc_offset_min)
         d = self._day(p, day)
@@ -183,7 +188,7 @@ class DashboardView:
         end = v.hour_start + 3600
         p.last_data_ts = end if p.last_data_ts is None else max(p.last_data_ts, end)
 
-    def _score(self, v: object) -> None:
+    def _score(self, v: ScoreDaily) -> None:
         p = self._person(v.participant)
         d = self._day(p, v.day)
         self.data_now = max(self.data_now, _day_start(v.day) + 86_400)
@@ -191,7 +196,7 @@ class DashboardView:
         if d is not None:
             d.score, d.threshold, d.calibrating = v.score, v.threshold, v.calibrating
 
-    def _rhythm(self, v: object) -> None:
+    def _rhythm(self, v: RhythmDaily) -> None:
         p = self._person(v.participant)
         if p.rhythm_day is not None and v.day <= p.rhythm_day:
             return  # re-sent or out of order: the running mean must not count a day twice
@@ -221,7 +226,7 @@ class DashboardView:
 
     def _resolve_rhythm(self, p: _Person, alert: dict) -> None:
         """Give rhythm contributors their value that day and the mean of the earlier days."""
-        if p.rhythm_vec is None or p.rhythm_sum is None or p.rhythm_day != alert["day"]:
+        if p.rhythm_vec is None or p.rhythm_sum is None or p.rhythm_cnt is None or p.rhythm_day != alert["day"]:
             return
         for c in alert["contributors"]:
             i = self._rhythm_names.get(c["feature"])
@@ -234,17 +239,22 @@ class DashboardView:
             c["value"], c["baseline"] = x, float(p.rhythm_sum[i] / n)
             c["words"] = words.describe(c["feature"], c["value"] - c["baseline"])
 
-    def _alert(self, topic: str, v: object) -> list[dict]:
+    def _alert(self, topic: str, v: AnomalyEvent | StepUpEvent) -> list[dict]:
         p = self._person(v.participant)
         if v.event_id in p.alerts:
             return []  # re-sent after a recovery: same event_id, same event
         kind = "anomaly" if topic == "events.anomaly" else "stepup"
-        day = v.day if v.day is not None else local_day_iso(v.ts, v.utc_offset_min)
+        if v.day is not None:
+            day = v.day
+        elif v.ts is not None:
+            day = local_day_iso(v.ts, v.utc_offset_min)
+        else:  # the contract allows a step-up with neither; it stops the follower, as it always did
+            raise ValueError(f"{topic} event {v.event_id!r} has neither day nor ts")
         if self._day(p, day) is None:
             return []
         alert: dict = {"event_id": v.event_id, "participant": v.participant, "kind": kind, "day": day,
                        "ts": getattr(v, "ts", None)}
-        if kind == "anomaly":
+        if isinstance(v, AnomalyEvent):  # kind == "anomaly": the topic's decoder gives this type
             alert.update(score=v.score, threshold=v.threshold, model=v.model, contributors=[
                 {"feature": c.feature, "z": c.z, "words": words.describe(c.feature)} for c in v.contributors])
             if any("." in c["feature"] for c in alert["contributors"]):
@@ -259,7 +269,7 @@ class DashboardView:
         p.alerts[v.event_id] = alert
         return [{"kind": "alert", "alert": alert}]
 
-    def _ack(self, v: object) -> list[dict]:
+    def _ack(self, v: AckEvent) -> list[dict]:
         ack = {"event_id": v.event_id, "participant": v.participant, "ts": v.ts, "by": v.by, "note": v.note}
         prev = self._acks.get(v.event_id)
         if prev is not None and prev["ts"] >= v.ts:

@@ -109,7 +109,7 @@ class Broadcaster:
 
     def subscribe(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue]:
         """A queue (on the caller's event loop) that receives every new alert for one SSE client."""
-        sub = (asyncio.get_running_loop(), asyncio.Queue(maxsize=10_000))
+        sub: tuple[asyncio.AbstractEventLoop, asyncio.Queue] = (asyncio.get_running_loop(), asyncio.Queue(maxsize=10_000))
         self._subs.add(sub)
         return sub
 

@@ -33,6 +33,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu
 from scipy.stats.contingency import odds_ratio
 
+from phenoflow.core.contract import HourlyFeatures, ScoreDaily
 from phenoflow.core.timebase import local_day_hour
 from phenoflow.evaluation.dumps import NR30_DAYS, CohortDays, DumpStats, days_before_relapse, dump_path, iter_dump
 from phenoflow.evaluation.provenance import UNRECORDED
@@ -56,16 +57,17 @@ def read_score_records(out: Path) -> ScoreRecords:
     path = dump_path(out, "scores.daily")
     if path is None:
         return rec
-    last: dict[tuple[str, str], object] = {}
+    last: dict[tuple[str, str], ScoreDaily] = {}
     for ev in iter_dump(path, "scores.daily", DumpStats()):
-        last[(ev.participant, ev.day)] = ev  # type: ignore[attr-defined]
+        if isinstance(ev, ScoreDaily):  # always: the scores.daily decoder yields nothing else
+            last[(ev.participant, ev.day)] = ev
     for (pid, day), ev in last.items():
         d = np.datetime64(day, "D")
         rec.days.setdefault(pid, set()).add(d)
-        if ev.calibrating:  # type: ignore[attr-defined]
+        if ev.calibrating:
             rec.calibrating.setdefault(pid, set()).add(d)
-        elif ev.score is not None:  # type: ignore[attr-defined]
-            src = ev.threshold_source or UNRECORDED  # type: ignore[attr-defined]
+        elif ev.score is not None:
+            src = ev.threshold_source or UNRECORDED
             rec.sources[src] += 1
             rec.source_participants.setdefault(src, set()).add(pid)
     return rec
@@ -129,13 +131,15 @@ def _type2_hours(out: Path, cohort: CohortDays) -> dict[tuple[str, np.datetime64
     seen: dict[tuple[str, np.datetime64], set[int]] = {}
     type2: Counter[tuple[str, np.datetime64]] = Counter()
     for ev in iter_dump(path, "features.hourly", DumpStats(), set(cohort.participants)):
-        day, hour = local_day_hour(ev.hour_start, ev.utc_offset_min)  # type: ignore[attr-defined]
-        key = (ev.participant, np.datetime64(day, "D"))  # type: ignore[attr-defined]
+        if not isinstance(ev, HourlyFeatures):  # never: the features.hourly decoder yields nothing else
+            continue
+        day, hour = local_day_hour(ev.hour_start, ev.utc_offset_min)
+        key = (ev.participant, np.datetime64(day, "D"))
         hours = seen.setdefault(key, set())
         if hour in hours:
             continue
         hours.add(hour)
-        if ev.filled >= 1.0:  # type: ignore[attr-defined]
+        if ev.filled >= 1.0:
             type2[key] += 1
     return {k: type2[k] + max(0, 24 - len(h)) for k, h in seen.items()}
 

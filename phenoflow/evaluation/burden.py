@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from phenoflow.core.contract import AnomalyEvent, StepUpEvent
 from phenoflow.evaluation.adherence import ScoreRecords
 from phenoflow.evaluation.dumps import CohortDays, DumpStats, dump_path, iter_dump
 from phenoflow.evaluation.uncertainty import RESAMPLES, Interval
@@ -58,10 +59,11 @@ def _events(out: Path, topic: str, wanted: set[str]) -> Counter[str]:
         return n
     seen: set[str] = set()
     for ev in iter_dump(path, topic, DumpStats(), wanted):
-        if ev.event_id in seen:  # type: ignore[attr-defined]
+        # ev is always one of the two (topic is events.anomaly or events.stepup); the check tells mypy
+        if not isinstance(ev, (AnomalyEvent, StepUpEvent)) or ev.event_id in seen:
             continue
-        seen.add(ev.event_id)  # type: ignore[attr-defined]
-        n[ev.participant] += 1  # type: ignore[attr-defined]
+        seen.add(ev.event_id)
+        n[ev.participant] += 1
     return n
 
 

@@ -28,7 +28,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -36,6 +36,10 @@ from phenoflow.core.errors import UserError
 from phenoflow.evaluation.detection import Confusion, Spread
 from phenoflow.evaluation.dumps import CohortDays, FeatureTable
 from phenoflow.evaluation.protocol import HEALTHY, TRAIN, run_protocol
+
+if TYPE_CHECKING:  # for annotations only: training and the scorer's error model are imported where they run
+    from phenoflow.models.train import InputKind, ModelKind
+    from phenoflow.operators.scoring.calibration import ErrorModel
 
 __all__ = [
     "DEFAULT_MODELS", "MAX_TRAIN_ROWS", "COMPONENTS", "TableView", "ModelAdapter", "ModelRow", "parse_models",
@@ -94,7 +98,7 @@ class ModelRow:
     pooled: Confusion
 
 
-def parse_models(specs: str | list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+def parse_models(specs: str | Sequence[str]) -> list[tuple[str, str]]:
     """``"lof:hourly,hst"`` → [("lof", "hourly"), ("hst", "rhythm")]; UserError on unknown names."""
     items = specs.split(",") if isinstance(specs, str) else list(specs)
     out = []
@@ -173,7 +177,7 @@ class HalfSpaceTreesModel:
     """
 
     def __init__(self, seed: int, n_trees: int = 25, height: int = 8, window_size: int = 250) -> None:
-        self.seed, self.params = seed, dict(n_trees=n_trees, height=height, window_size=window_size)
+        self.seed, self.n_trees, self.height, self.window_size = seed, n_trees, height, window_size
 
     def _rows(self, Z: np.ndarray) -> list[dict[int, float]]:
         x = np.clip((self.project(Z) - self.lo) / self.span, 0.0, 1.0)
@@ -188,7 +192,7 @@ class HalfSpaceTreesModel:
         P = self.project(Z)
         self.lo, hi = P.min(axis=0), P.max(axis=0)
         self.span = np.where(hi > self.lo, hi - self.lo, 1.0)
-        self.hst = HalfSpaceTrees(seed=self.seed, **self.params)
+        self.hst = HalfSpaceTrees(n_trees=self.n_trees, height=self.height, window_size=self.window_size, seed=self.seed)
         for x in self._rows(Z):
             self.hst.learn_one(x)
 
@@ -209,7 +213,7 @@ class OnnxModel:
     Σ — is averaged per day.
     """
 
-    def __init__(self, seed: int, model_kind: str, input_kind: str, workdir: Path) -> None:
+    def __init__(self, seed: int, model_kind: ModelKind, input_kind: InputKind, workdir: Path) -> None:
         self.seed, self.model_kind, self.input_kind, self.workdir = seed, model_kind, input_kind, workdir
 
     def _day_rows(self, view: TableView) -> tuple[list[tuple[str, str]], list[np.ndarray]]:
@@ -224,7 +228,7 @@ class OnnxModel:
 
         path = self.workdir / f"{self.model_kind}-{self.input_kind}-{self.seed}.onnx"
         summary = train_model(
-            table_records(train), {}, path, input_kind=self.input_kind, model_kind=self.model_kind, hidden=40, seed=self.seed  # type: ignore[arg-type]
+            table_records(train), {}, path, input_kind=self.input_kind, model_kind=self.model_kind, hidden=40, seed=self.seed
         )
         self.scorer = OnnxScorer(summary.out)
         self.space = self.scorer.error_space()
@@ -242,9 +246,9 @@ MIN_CALIBRATION_DAYS = 3
 
 
 def participant_error_models(
-    keys: list[tuple[str, str]], rows: list[np.ndarray], fit: Callable[[np.ndarray], object],
+    keys: list[tuple[str, str]], rows: list[np.ndarray], fit: Callable[[np.ndarray], ErrorModel],
     min_days: int = MIN_CALIBRATION_DAYS,
-) -> dict[str, object]:
+) -> dict[str, ErrorModel]:
     """One error model per participant from its own days' group errors, as the streaming scorer calibrates.
 
     ``keys`` are (participant, day) of ``rows`` (each a day's (rows × groups) errors).
@@ -259,10 +263,10 @@ def participant_error_models(
 
 
 def participant_day_scores(
-    models: dict[str, object], keys: list[tuple[str, str]], rows: list[np.ndarray]
+    models: dict[str, ErrorModel], keys: list[tuple[str, str]], rows: list[np.ndarray]
 ) -> dict[tuple[str, str], float]:
     """(participant, day) → mean Mahalanobis distance of the day's rows to the participant's own model."""
-    return {k: float(models[k[0]].distances(r).mean())  # type: ignore[attr-defined]
+    return {k: float(models[k[0]].distances(r).mean())
             for k, r in zip(keys, rows, strict=True) if len(r) and k[0] in models}
 
 
@@ -299,7 +303,8 @@ def _adapter(kind: str, inp: str, seed: int, workdir: Path) -> ModelAdapter:
         return LofModel(seed)
     if kind == "hst":
         return HalfSpaceTreesModel(seed)
-    return OnnxModel(seed, "autoencoder" if kind == "ae" else "gru", inp, workdir)
+    # parse_models admits only rhythm or hourly as the input of a fitted model
+    return OnnxModel(seed, "autoencoder" if kind == "ae" else "gru", "rhythm" if inp == "rhythm" else "hourly", workdir)
 
 
 def _row(kind: str, inp: str, status: str, seconds: float, iterations: int, conf: list[Confusion] | None) -> ModelRow:

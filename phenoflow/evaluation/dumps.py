@@ -17,12 +17,13 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
+from io import BufferedReader
 from pathlib import Path
-from typing import IO, Iterator, Literal, Mapping, Sequence
+from typing import Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
-from phenoflow.core.contract import DeadLetter, decode
+from phenoflow.core.contract import DeadLetter, Event, decode
 from phenoflow.core.errors import UserError
 from phenoflow.core.timebase import local_day_hour
 
@@ -65,7 +66,7 @@ def dump_path(out: Path, topic: str) -> Path | None:
     return None
 
 
-def _open(path: Path) -> IO[bytes]:
+def _open(path: Path) -> gzip.GzipFile | BufferedReader:
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
@@ -80,7 +81,7 @@ class DumpStats:
 
 def iter_dump(
     path: Path, topic: str, stats: DumpStats, wanted: set[str] | None = None
-) -> Iterator[object]:
+) -> Iterator[Event]:
     """Decode each line of a dump; skip (and count) dead letters.
 
     ``wanted`` keeps only those participants; lines are pre-filtered on the
@@ -315,7 +316,7 @@ def load_feature_table(
             ("hour_start", "utc_offset_min", "local_hour", "weekday", "filled"), cols_meta, (float, int, int, int, float), strict=True
         ):
             metas[name] = np.array(values, dtype=dtype)
-    order = sorted(names, key=names.get)  # type: ignore[arg-type]
+    order = sorted(names, key=names.__getitem__)
     cols = np.argsort(order)
     return FeatureTable(
         kind=kind,

@@ -250,7 +250,8 @@ def evaluate_dir(
         taus: dict[str, float] = {}
         sources = ["streaming"] * n_p
     else:
-        res = run_protocol(cohort, roles[:iterations], lambda i: cohort.score)  # type: ignore[index]
+        assert roles is not None  # need ≥ iterations ≥ 1 under the adler protocol
+        res = run_protocol(cohort, roles[:iterations], lambda i: cohort.score)
         conf, rate, drh = res.confusion, res.rate_counts, res.drh_rate
         fitted = res.thresholds()
         taus = {cohort.participants[p]: t for p, t in fitted.items()}
@@ -270,9 +271,13 @@ def evaluate_dir(
         for p, pid in enumerate(cohort.participants)
     ]
     tables: dict[str, FeatureTable | None] = {}
-    for inp in sorted({i for k, i in models if k != "emitted"}):
-        tables[inp] = load_feature_table(out, inp, cohort, notes)  # type: ignore[arg-type]
-    comparison = compare_models(cohort, roles[:compare_iterations], models, tables, seed) if models else []  # type: ignore[index]
+    inputs = {i for k, i in models if k != "emitted"}  # parse_models admits only rhythm or hourly here
+    feature_inputs: tuple[Literal["rhythm", "hourly"], ...] = ("hourly", "rhythm")  # sorted, as before: notes keep their order
+    for inp in feature_inputs:
+        if inp in inputs:
+            tables[inp] = load_feature_table(out, inp, cohort, notes)
+    # roles is set whenever models are compared (need ≥ compare_iterations ≥ 1)
+    comparison = compare_models(cohort, roles[:compare_iterations], models, tables, seed) if models and roles is not None else []
     wanted = {pid for pid in cohort.participants if cohort.relapses[pid].size}
     table = _explain_table(out, cohort, wanted, tables, notes)
     daily = daily_matrix(table, cohort.day.size) if table is not None else None
@@ -286,7 +291,8 @@ def evaluate_dir(
     if thresholds_out is not None:
         split = {"protocol": "adler", "seed": seed, "iterations": iterations, "guard_days": GUARD_DAYS,
                  **dataclasses.asdict(fractions)}
-        fit = fitted_days(cohort, roles[:iterations])  # type: ignore[index]
+        assert roles is not None  # thresholds_out needs the adler protocol, so need ≥ iterations ≥ 1
+        fit = fitted_days(cohort, roles[:iterations])
         write_thresholds(Path(thresholds_out), taus, cohort.relapses, split,
                          {pid: fit[p] for p, pid in enumerate(cohort.participants)}, cohort_dir=Path(dir))
         missing = n_p - len(taus)

@@ -189,7 +189,8 @@ def make_splits(
 
 def fitted_days(cohort: CohortDays, roles: np.ndarray) -> list[np.ndarray]:
     """Per participant: the days that were a fitting day (not test, not gap) in any iteration."""
-    used = np.isin(roles, (TRAIN, HEALTHY, VALIDATION)).any(axis=0)
+    # roles is 2-D, so any(axis=0) is an array; numpy's stubs also allow a scalar (1-D input)
+    used = np.asarray(np.isin(roles, (TRAIN, HEALTHY, VALIDATION)).any(axis=0))
     return [cohort.day[sl][used[sl]] for sl in map(cohort.slice, range(len(cohort.participants)))]
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from phenoflow.core.contract import (
     AnomalyEvent,
+    FeatureValue,
     HourlyFeatures,
     RhythmDaily,
     ScoreDaily,
@@ -101,9 +102,9 @@ def write_synthetic_cohort(
                 if not cal and score[i] > 1.64:
                     cohort.anomalous.add(pid)
                     files["events.anomaly"].write(encode(AnomalyEvent(participant=pid, event_id=f"{pid}-{day}", day=day, score=float(score[i]), threshold=1.64, contributors=[], model="synthetic-ae")) + b"\n")
-                feats = {n: float(v) for n, v in zip(names, X[i], strict=True)}
+                feats: dict[str, FeatureValue] = {n: float(v) for n, v in zip(names, X[i], strict=True)}
                 if i % 17 == 5:
-                    feats[names[-1]] = None  # type: ignore[assignment]
+                    feats[names[-1]] = None
                 files["rhythm.daily"].write(encode(RhythmDaily(participant=pid, day=day, features=feats, coverage={"w2": 1.0})) + b"\n")
                 if hourly_features:
                     base = float(day_arr[i].astype(np.int64)) * 86400.0
@@ -118,14 +119,14 @@ def write_synthetic_cohort(
                 cohort.stepups.add(pid)
                 files["events.stepup"].write(encode(StepUpEvent(participant=pid, event_id=f"{pid}-s", from_level="regular", to_level="low", source="passive", evidence={"rate": 0.3}, day=str(day_arr[-1]))) + b"\n")
     finally:
-        for fh in files.values():
-            fh.close()
+        for dump in files.values():
+            dump.close()
     with open(out / "labels.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["participant", "relapse_date"])
         for pid in pids:
-            for d in cohort.relapses[pid]:
-                w.writerow([pid, str(d)])
+            for rel_day in cohort.relapses[pid]:
+                w.writerow([pid, str(rel_day)])
     with open(out / "participants.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["participant", "age_band", "gender", "employment"])

@@ -39,7 +39,7 @@ from typing import Iterator
 
 from phenoflow.connectors.cohort import CohortFile, cohort_files, read_lines
 from phenoflow.connectors.zones import ZoneOffsets, localize, read_participant_zones
-from phenoflow.core.contract import Accelerometer, DeadLetter, HourlyFeatures, decode
+from phenoflow.core.contract import Accelerometer, DeadLetter, Event, HourlyFeatures, decode
 from phenoflow.core.errors import UserError
 from phenoflow.operators.hourly.aggregator import HourlyAggregator, HourlyConfig
 
@@ -71,7 +71,7 @@ class OfflineStats:
 
 
 def _events(f: CohortFile, idx: int, stats: OfflineStats,
-            zones: dict[str, ZoneOffsets]) -> Iterator[tuple[float, int, int, object]]:
+            zones: dict[str, ZoneOffsets]) -> Iterator[tuple[float, int, int, Event]]:
     for seq, line in enumerate(read_lines(f)):
         ev = decode(f.topic, None, line)
         if isinstance(ev, DeadLetter):
@@ -81,11 +81,11 @@ def _events(f: CohortFile, idx: int, stats: OfflineStats,
         zone = zones.get(ev.participant) if zones else None
         # participants.csv's zone gives offset-less events their offset, as replay does.
         for part in (localize(ev, zone) if zone is not None else (ev,)):
-            ts = part.ts[0] if isinstance(part, Accelerometer) else part.ts  # type: ignore[attr-defined]
+            ts = part.ts[0] if isinstance(part, Accelerometer) else part.ts  # type: ignore[attr-defined]  # raw types have ts
             yield ts, idx, seq, part
 
 
-def read_cohort_events(cohort_dir: Path, stats: OfflineStats | None = None) -> Iterator[object]:
+def read_cohort_events(cohort_dir: Path, stats: OfflineStats | None = None) -> Iterator[Event]:
     """Decoded raw events of the hourly topics, merged in event-time order.
 
     Ties are broken by topic order, then line order, so the sequence is
@@ -137,7 +137,7 @@ def hourly_features_from_cohort(
     # Events go to the aggregators in batches per participant, as in the flow: the
     # accelerometer path is vectorised per batch, and any batching gives the same records.
     for ev in read_cohort_events(cohort_dir, stats):
-        pid = ev.participant  # type: ignore[attr-defined]
+        pid = ev.participant
         if pid not in aggs:
             aggs[pid] = HourlyAggregator(pid, config, frame_key=key)
             stats.participants += 1

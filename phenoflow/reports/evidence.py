@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 
 from phenoflow.evaluation.evaluate import EvaluationResult
+from phenoflow.evaluation.uncertainty import Interval
 from phenoflow.reports import evidence_plots
 from phenoflow.reports.layout import html_table, md_table, num, pval
 
@@ -100,10 +101,10 @@ def _adh_summary(r: EvaluationResult) -> list[str]:
     return lines
 
 
-def _ci(iv: object) -> str:
-    if iv.value is None:  # type: ignore[attr-defined]
+def _ci(iv: Interval) -> str:
+    if iv.value is None:
         return "n/a"
-    return f"{num(iv.value)} [{num(iv.low)}–{num(iv.high)}]"  # type: ignore[attr-defined]
+    return f"{num(iv.value)} [{num(iv.low)}–{num(iv.high)}]"
 
 
 def _burden_rows(r: EvaluationResult) -> list[list[object]]:

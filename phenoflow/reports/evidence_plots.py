@@ -8,10 +8,12 @@ without false positives) are drawn to the axis edge with an arrow and "∞".
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
+from phenoflow.evaluation.burden import BurdenRow
+from phenoflow.evaluation.uncertainty import Interval
 from phenoflow.reports.plots import BLUE, GREY, RED, Chart, fmt_num, nice_ticks
 
 __all__ = ["burden_bars", "interval_bars", "null_histogram"]
@@ -31,15 +33,16 @@ def _whisker(c: Chart, i: float, lo: float, hi: float, value: float, color: str,
     c.dot(min(value, x_max), i, r=5, color=color, title=title)
 
 
-def interval_bars(intervals: dict[str, object], resamples: int) -> str:
+def interval_bars(intervals: Mapping[str, Interval], resamples: int) -> str:
     """Point estimates with 95 % bootstrap intervals: rates on a 0–1 axis, TPR/FPR on its own axis with chance = 1."""
     rates = [("median_sensitivity", "median sensitivity", RED), ("sensitivity", "pooled sensitivity", RED),
              ("median_specificity", "median specificity", BLUE), ("specificity", "pooled specificity", BLUE)]
     ratio = [("median_tpr_fpr", "median TPR/FPR", RED), ("tpr_fpr", "pooled TPR/FPR", RED)]
     out = []
+    x_max: float | None
     for rows, x_max, label in ((rates, 1.0, "rate"), (ratio, None, "TPR/FPR")):
         finite = [v for key, _, _ in rows if key in intervals
-                  for v in (intervals[key].value, intervals[key].low, intervals[key].high)  # type: ignore[attr-defined]
+                  for v in (intervals[key].value, intervals[key].low, intervals[key].high)
                   if v is not None and math.isfinite(v)]
         hi = x_max if x_max is not None else max([2.0] + finite) * 1.1
         ticks = [0, 0.25, 0.5, 0.75, 1.0] if x_max is not None else nice_ticks(0, hi)
@@ -56,10 +59,10 @@ def interval_bars(intervals: dict[str, object], resamples: int) -> str:
         for i, (key, name, color) in enumerate(rows):
             c.text(c.left - 8, c.y(i) + 4, name, size=12, anchor="end")
             iv = intervals.get(key)
-            if iv is None or iv.value is None or iv.low is None:  # type: ignore[attr-defined]
+            if iv is None or iv.value is None or iv.low is None or iv.high is None:  # low and high are None together
                 c.text(c.x(0) + 4, c.y(i) + 4, "n/a", size=11, color="#6b7280")
                 continue
-            v, lo, up = iv.value, iv.low, iv.high  # type: ignore[attr-defined]
+            v, lo, up = iv.value, iv.low, iv.high
             _whisker(c, i, lo, up, v, color, f"{name} {fmt_num(v)} (95 % CI {fmt_num(lo)}–{fmt_num(up)})", hi)
         out.append(c.render())
     return '<div class="pair">' + "".join(out) + "</div>"
@@ -92,7 +95,7 @@ def null_histogram(null: np.ndarray, observed: float | None, p: float) -> str:
     return c.render()
 
 
-def burden_bars(rows: Sequence[object]) -> str:
+def burden_bars(rows: Sequence[BurdenRow]) -> str:
     """Anomaly and step-up events per participant-month by group: median and 95 % bootstrap interval."""
     items = [(r, kind) for r in rows for kind in ("anomaly", "stepup")]
     vals = [v for r, k in items for v in (getattr(r, f"{k}_rate").low, getattr(r, f"{k}_rate").high) if v is not None]
@@ -105,7 +108,7 @@ def burden_bars(rows: Sequence[object]) -> str:
     c.text(c.left, 18, "Events per participant-month", size=13, weight="600")
     for i, (r, k) in enumerate(items):
         iv = getattr(r, f"{k}_rate")
-        name = f"{r.group} ({r.participants}): {'anomalies' if k == 'anomaly' else 'step-ups'}"  # type: ignore[attr-defined]
+        name = f"{r.group} ({r.participants}): {'anomalies' if k == 'anomaly' else 'step-ups'}"
         c.text(c.left - 8, c.y(i) + 4, name, size=12, anchor="end")
         if iv.value is None:
             c.text(c.x(0) + 4, c.y(i) + 4, "n/a", size=11, color="#6b7280")

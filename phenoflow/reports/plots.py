@@ -163,8 +163,8 @@ class Chart:
                     self.add(f'<line x1="{self.left}" x2="{self.w - self.right}" y1="{py:.1f}" y2="{py:.1f}" stroke="#e5e7eb"/>')
                 self.text(self.left - 6, py + 4, yfmt(t), size=11, anchor="end", color="#4b5563")
         self.add(f'<line x1="{self.left}" x2="{self.w - self.right}" y1="{base}" y2="{base}" stroke="#6b7280"/>')
-        for t in xticks or []:
-            v, label = t if isinstance(t, tuple) else (t, fmt_num(t))
+        for tick in xticks or []:
+            v, label = tick if isinstance(tick, tuple) else (tick, fmt_num(tick))
             px = self.x(v)
             self.add(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{base}" y2="{base + 4}" stroke="#6b7280"/>')
             self.text(px, base + 16, label, size=11, anchor="middle", color="#4b5563")

@@ -108,17 +108,24 @@ def _span(rng: np.random.Generator, days: int, lo: int, hi: int) -> tuple[int, i
     return s, s + n - 1
 
 
+def _offset_min(tz: ZoneInfo, u: float) -> int:
+    """UTC offset of ``tz`` at epoch time ``u``, whole minutes (floored)."""
+    off = datetime.fromtimestamp(u, tz).utcoffset()
+    assert off is not None  # an aware datetime always has an offset
+    return int(off.total_seconds() // 60)
+
+
 def _zone_changes(zone: str, start: date, days: int, offset0: int) -> tuple[int, list[tuple[int, int]]]:
     """The zone's offset on day 0 and its clock changes in the cohort: (local minute on
     the old clock, new offset)."""
     tz = ZoneInfo(zone)
     origin = datetime(start.year, start.month, start.day, tzinfo=timezone.utc).timestamp()
     u0 = origin - offset0 * 60
-    first = int(datetime.fromtimestamp(u0, tz).utcoffset().total_seconds() // 60)
+    first = _offset_min(tz, u0)
     changes, cur = [], first
     for k in range(days * 24 + 1):
         u = u0 + k * 3600.0
-        off = int(datetime.fromtimestamp(u, tz).utcoffset().total_seconds() // 60)
+        off = _offset_min(tz, u)
         if off != cur:
             changes.append((int(round((u + cur * 60 - origin) / 60)), off))
             cur = off
@@ -219,7 +226,8 @@ def draw_life_plan(rng: np.random.Generator, truth: ParticipantTruth, days: int,
         ev.append(LifeEvent("illness", sp[0], sp[1], "sleep +1.5 h, activity x0.5, stays home, "
                             "social x0.5; recovers over the last 2 days"))
 
-    switch_day, gap = None, ()
+    switch_day: int | None = None
+    gap: tuple[int, ...] = ()
     if rng.random() < min(1.0, 0.2 * scale) and days >= 30:
         switch_day = int(rng.integers(15, days - 10))
         n_gap = int(rng.integers(1, 4))

@@ -190,7 +190,7 @@ def ambient(tl: Timeline, t0: float, dropout: float, rng: np.random.Generator) -
     )
     pocket = tl.carried[m] & ~asleep & (rng.random(n) < 0.35)
     light = np.round(np.where(pocket, ln(2, 1.0), light), 1)
-    sound = np.select([asleep, moving, place == 0, place == 1],
+    sound: np.ndarray = np.select([asleep, moving, place == 0, place == 1],
                       [rng.normal(30, 2.5, n), rng.normal(68, 5, n), rng.normal(46, 5, n),
                        rng.normal(56, 5, n)], rng.normal(60, 6, n))
     sound = np.round(np.clip(sound + 7.0 * talking, 20, 110), 1)
