@@ -273,6 +273,11 @@ def _check(event: Struct) -> str | None:
     elif isinstance(event, Ambient):
         if event.light_lux is None and event.sound_db is None and event.voice is None:
             return "needs at least one of light_lux, sound_db, voice"
+    elif isinstance(event, StepUpEvent):
+        # A survey step-up carries its ts, a passive one its day; one without either
+        # cannot be placed on anyone's timeline (the dashboard could not show it).
+        if event.ts is None and event.day is None:
+            return "needs at least one of ts, day"
     return None
 
 

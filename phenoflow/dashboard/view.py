@@ -248,7 +248,7 @@ class DashboardView:
             day = v.day
         elif v.ts is not None:
             day = local_day_iso(v.ts, v.utc_offset_min)
-        else:  # the contract allows a step-up with neither; it stops the follower, as it always did
+        else:  # decode() dead-letters a step-up with neither, so only a hand-built value gets here
             raise ValueError(f"{topic} event {v.event_id!r} has neither day nor ts")
         if self._day(p, day) is None:
             return []

@@ -65,6 +65,7 @@ INVALID: list[tuple[str, dict, str]] = [
     ("features.hourly", {"filled": 1.5}, "$.filled"),
     ("rhythm.daily", {"day": "14/11/2023"}, "$.day"),
     ("events.stepup", {"source": "guess"}, "$.source"),
+    ("events.stepup", {"day": None}, "at least one of ts, day"),  # undatable: no timeline to put it on
     ("events.ack", {"event_id": ""}, "$.event_id"),
 ]
 
