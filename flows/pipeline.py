@@ -4,6 +4,12 @@ Entry point for ``python -m bytewax.run``::
 
     python -m bytewax.run "phenoflow.flows.pipeline:get_flow('hourly,rhythm,score', True)" -w 2
 
+With recovery, name the directory to the factory as well, so it is checked before
+Bytewax restores from it::
+
+    python -m bytewax.run "phenoflow.flows.pipeline:get_flow('hourly,rhythm,score', False, '/data/recovery')" \
+        -r /data/recovery -s 30 -b 0
+
 Settings come from ``PHENOFLOW_*`` environment variables or ``PHENOFLOW_CONFIG``
 (see :mod:`phenoflow.core.config`), so every process of a cluster builds the same
 flow. Any contiguous run of stages can run in one dataflow; the first stage
@@ -14,6 +20,8 @@ stages can equally run as separate processes connected by Kafka.
 from __future__ import annotations
 
 import gc
+import sys
+from pathlib import Path
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
@@ -141,10 +149,28 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 1000)
 
 
-def get_flow(stages: str = ",".join(STAGES), until_end: bool = False) -> Dataflow:
-    """Factory for ``python -m bytewax.run``; settings from the environment."""
+def get_flow(stages: str = ",".join(STAGES), until_end: bool = False, recovery_dir: str = "") -> Dataflow:
+    """Factory for ``python -m bytewax.run``; settings from the environment.
+
+    ``recovery_dir``: the directory passed to ``bytewax.run -r``. Its snapshots are
+    checked first (state versions; GPS state under another study key), as
+    ``phenoflow run`` does, so a flow started without the CLI (the Kubernetes
+    manifests) stops with the same one line instead of a traceback inside Bytewax.
+    """
     settings = load_settings()
+    chosen = parse_stages(stages)
+    if recovery_dir and Path(recovery_dir).is_dir():
+        from phenoflow.core.pseudonym import study_secret
+        from phenoflow.flows.recovery import check_state_versions
+
+        try:
+            check_state_versions(Path(recovery_dir),
+                                 frame_key=study_secret(settings)[0] if "hourly" in chosen else None)
+        except UserError as exc:
+            # SystemExit passes through bytewax.run without a traceback.
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(exc.exit_code) from None
     tune_gc()
-    flow = build_flow(settings, parse_stages(stages), until_end=until_end)
+    flow = build_flow(settings, chosen, until_end=until_end)
     metrics.serve(settings.metrics_port)
     return flow

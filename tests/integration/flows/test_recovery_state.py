@@ -142,6 +142,13 @@ def test_old_state_version_is_refused_with_one_line(recovery_dir: tuple[Path, li
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert "Traceback" not in res.stderr
     assert len(lines) == 1 and lines[0].startswith("error:") and str(rec) in " ".join(res.stderr.split()), lines
+    # Without the CLI (the Kubernetes manifests): the flow factory checks the directory it is given.
+    factory = f"phenoflow.flows.pipeline:get_flow('hourly', False, {str(rec)!r})"
+    res = subprocess.run([sys.executable, "-m", "bytewax.run", factory, "-r", str(rec), "-s", "10", "-b", "0"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error:") and f"state version {v - 1}" in lines[0], lines
 
 
 def test_restart_from_snapshots_continues_in_the_same_frame_another_key_is_refused(
