@@ -277,8 +277,10 @@ def test_each_pod_runs_its_bytewax_process_with_the_full_address_list(
         assert module == "phenoflow.flows.pipeline"
         node = ast.parse(call, mode="eval").body
         assert isinstance(node, ast.Call) and node.func.id == "get_flow"
-        stages, until_end = (ast.literal_eval(a) for a in node.args)
+        stages, until_end, recovery = (ast.literal_eval(a) for a in node.args)
         assert pipeline.parse_stages(stages) == ("hourly", "rhythm", "score") and until_end is False
+        # The factory checks the same directory Bytewax restores from (one error line on a mismatch).
+        assert Path(recovery) == args.recovery_directory
 
 
 def test_a_pod_beyond_the_address_list_refuses_to_start(sts: dict, tmp_path: Path) -> None:
