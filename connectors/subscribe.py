@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
 import msgspec
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
 
 from phenoflow.connectors.kafka import clients as kafka_io
 from phenoflow.core.config import Settings
@@ -94,7 +94,11 @@ def subscribe(
     full = settings.topic(topic)
     partitions = kafka_io.topic_partitions(settings, full)
     offset = OFFSET_BEGINNING if from_beginning else OFFSET_END
-    c = kafka_io.consumer(settings, group=group)
+    # With a group, commit exactly what was handed on: the offset after each message written
+    # (or dropped as a duplicate), stored by hand once the output is flushed. librdkafka's automatic store commits its fetch
+    # position, which on the embedded broker ran one past the last message (and past 0 on an empty
+    # partition), so a resumed group skipped one message per partition.
+    c = kafka_io.consumer(settings, group=group, **({"enable.auto.offset.store": False} if group else {}))
     summary = SubscribeSummary()
     t0 = time.monotonic()
     # The idle clock starts at the first fetch answer (a message or a partition's EOF):
@@ -111,6 +115,7 @@ def subscribe(
             batch = c.consume(want, timeout=0.2)
             now = time.monotonic()
             got = 0
+            handed: dict[int, int] = {}  # partition → offset after the last message handled
             if batch and last is None:
                 last = now
             for msg in batch:
@@ -122,17 +127,21 @@ def subscribe(
                         raise kafka_io.unreachable(settings.bootstrap)
                     raise UserError(f"reading {full} failed: {err.str()} — check the broker")
                 value = msg.value() or b""
-                if dedupe:
-                    k = dedupe_key(topic, value)
-                    if k in seen:
-                        summary.duplicates += 1
-                        continue
-                    seen.add(k)
-                # Valid JSON has no raw line breaks inside strings, so this keeps one value per line.
-                out.write(value.replace(b"\n", b" ").replace(b"\r", b" ") + b"\n")
-                summary.messages += 1
-                summary.per_partition[msg.partition()] += 1
-                got += 1
+                if dedupe and (k := dedupe_key(topic, value)) in seen:
+                    summary.duplicates += 1
+                else:
+                    if dedupe:
+                        seen.add(k)
+                    # Valid JSON has no raw line breaks inside strings, so this keeps one value per line.
+                    out.write(value.replace(b"\n", b" ").replace(b"\r", b" ") + b"\n")
+                    summary.messages += 1
+                    summary.per_partition[msg.partition()] += 1
+                    got += 1
+                handed[msg.partition()] = msg.offset() + 1
+            if group is not None and handed:
+                # Flushed first: a committed offset never runs ahead of what reached the output.
+                out.flush()
+                c.store_offsets(offsets=[TopicPartition(full, part, off) for part, off in handed.items()])
             if got:
                 last = now
                 if on_message:
