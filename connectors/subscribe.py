@@ -95,9 +95,10 @@ def subscribe(
     partitions = kafka_io.topic_partitions(settings, full)
     offset = OFFSET_BEGINNING if from_beginning else OFFSET_END
     # With a group, commit exactly what was handed on: the offset after each message written
-    # (or dropped as a duplicate), stored by hand once the output is flushed. librdkafka's automatic store commits its fetch
-    # position, which on the embedded broker ran one past the last message (and past 0 on an empty
-    # partition), so a resumed group skipped one message per partition.
+    # (or dropped as a duplicate), stored by hand once the output is flushed. librdkafka's
+    # automatic store commits its fetch position, which on the embedded broker ran one past
+    # the last message (and past 0 on an empty partition), so a resumed group skipped one
+    # message per partition.
     c = kafka_io.consumer(settings, group=group, **({"enable.auto.offset.store": False} if group else {}))
     summary = SubscribeSummary()
     t0 = time.monotonic()
