@@ -98,10 +98,10 @@ def check_state_versions(directory: Path, frame_key: bytes | None = None) -> int
                 ) from None
             except Exception:  # noqa: BLE001,S112 - anything else is Bytewax's to report on resume
                 continue
-            salt = state.frame_salt if isinstance(state, HourlyAggregator) else None
-            if frame_key is not None and salt is not None and salt != salt_id(frame_key):
+            if frame_key is not None and isinstance(state, HourlyAggregator) and not state.frame_key_matches(frame_key):
                 raise UserError(
-                    f"recovery directory {directory} holds GPS state under the pseudonym secret with salt id {salt}, "
+                    f"recovery directory {directory} holds GPS state under the pseudonym secret with salt id "
+                    f"{state.frame_salt}, "
                     f"this run's secret has salt id {salt_id(frame_key)} — configure the study's pseudonym_secret or "
                     f"pseudonym_key_file that wrote it, or delete {directory} to start over from the topics "
                     "(docs/deploy.md, \"Reset recovery\")")

@@ -181,6 +181,10 @@ class HourlyAggregator(PickleSnapshot):
         """Salt id of the key whose private frame the location state is in (None before the first fix)."""
         return self._frame_salt
 
+    def frame_key_matches(self, key: bytes) -> bool:
+        """Whether ``key`` is the key whose private frame the location state is in (True before any fix)."""
+        return self._frame_salt is None or salt_id(key) == self._frame_salt
+
     def attach_frame_key(self, key: bytes) -> None:
         """Give a state restored from a snapshot its place-frame key back (the flow does this on resume).
 
@@ -188,7 +192,7 @@ class HourlyAggregator(PickleSnapshot):
         in the frame of another key: continuing would mix two frames and give
         wrong places without any error.
         """
-        if self._frame_salt is not None and salt_id(key) != self._frame_salt:
+        if not self.frame_key_matches(key):
             raise UserError(f"recovery state of {self.participant} was written under the pseudonym secret with "
                             f"salt id {self._frame_salt}, this run's has {salt_id(key)} — configure that "
                             "study's pseudonym_secret / pseudonym_key_file, or reset recovery "
